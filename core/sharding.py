@@ -1,0 +1,92 @@
+"""Meshes from config and the logical-axis -> mesh-axis mapping.
+
+Models name logical axes only ('batch', 'embed', 'heads', ...); `config.sharding.rules`
+maps them to the mesh axes `data`, `fsdp`, `tensor`, `stage`. Changing the
+parallelism of a run is a config change, never a model change.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from core.task import ConfigError
+
+MESH_AXES = ("data", "fsdp", "tensor", "stage")
+
+
+def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
+  """Resolves the one -1 entry to 'the remaining devices'; checks the product."""
+  shape = {axis: int(mesh_config.get(axis, 1)) for axis in MESH_AXES}
+  unknown = set(mesh_config.keys()) - set(MESH_AXES)
+  if unknown:
+    raise ConfigError(f"config.mesh has unknown axes {sorted(unknown)}; allowed: {MESH_AXES}")
+  free = [a for a, n in shape.items() if n == -1]
+  if len(free) > 1:
+    raise ConfigError(f"config.mesh: only one axis may be -1, got {free}")
+  if any(n == 0 or n < -1 for n in shape.values()):
+    raise ConfigError(f"config.mesh: sizes must be positive or -1, got {shape}")
+  fixed = math.prod(n for n in shape.values() if n != -1)
+  if free:
+    if num_devices % fixed:
+      raise ConfigError(
+          f"config.mesh {shape} does not fit {num_devices} devices: the fixed axes multiply to {fixed}, "
+          f"which does not divide {num_devices}")
+    shape[free[0]] = num_devices // fixed
+  elif fixed != num_devices:
+    raise ConfigError(
+        f"config.mesh {shape} needs {fixed} devices but {num_devices} are available; "
+        f"set one axis to -1 or change the sizes")
+  return shape
+
+
+def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None) -> Mesh:
+  devices = list(devices if devices is not None else jax.devices())
+  shape = mesh_shape(mesh_config, len(devices))
+  sizes = tuple(shape[a] for a in MESH_AXES)
+  auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
+  if devices == list(jax.devices()):
+    return jax.make_mesh(sizes, MESH_AXES, axis_types=auto)
+  try:  # topology-aware device order (e.g. TPU topologies compiled ahead of time)
+    from jax.experimental import mesh_utils
+    grid = mesh_utils.create_device_mesh(sizes, devices=devices)
+  except Exception:  # pylint: disable=broad-except
+    grid = np.asarray(devices).reshape(sizes)
+  return Mesh(grid, MESH_AXES, axis_types=auto)
+
+
+def logical_rules(config) -> tuple[tuple[str, object], ...]:
+  rules = []
+  for rule in config.sharding.rules:
+    logical, mesh_axes = rule
+    axes = mesh_axes if isinstance(mesh_axes, (tuple, list)) else (mesh_axes,)
+    for a in axes:
+      if a is not None and a not in MESH_AXES:
+        raise ConfigError(f"config.sharding.rules: {logical!r} -> unknown mesh axis {a!r}")
+    rules.append((logical, tuple(mesh_axes) if isinstance(mesh_axes, list) else mesh_axes))
+  return tuple(rules)
+
+
+def batch_spec(rules, ndim: int) -> P:
+  """Leading (batch) dim sharded as the 'batch' logical axis; the rest replicated."""
+  return nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), rules)
+
+
+def batch_shardings(batch, mesh: Mesh, rules):
+  return jax.tree.map(lambda x: NamedSharding(mesh, batch_spec(rules, np.ndim(x))), batch)
+
+
+def batch_axis_size(mesh: Mesh, rules) -> int:
+  spec = batch_spec(rules, 1)[0]
+  axes = spec if isinstance(spec, tuple) else (spec,)
+  return math.prod(mesh.shape[a] for a in axes if a is not None)
+
+
+def state_shardings(abstract_boxed_state, mesh: Mesh, rules):
+  """NamedShardings for a (boxed) abstract train state, from its logical axes."""
+  specs = nn.get_partition_spec(abstract_boxed_state)
+  return nn.logical_to_mesh_sharding(specs, mesh, rules)

@@ -1,0 +1,347 @@
+"""The Transformer of Vaswani et al. 2017, with the Annotated Transformer's details.
+
+Encoder-decoder (`Transformer`) and decoder-only (`TransformerLM`) models built from
+the same blocks: multi-head scaled dot-product attention, position-wise feed-forward,
+sinusoidal positions, embeddings scaled by sqrt(d_model) and shared between source,
+target and the pre-softmax projection. Sub-layers are pre-norm with a final norm,
+as in the Annotated Transformer (the paper's post-norm is `pre_norm=False`).
+
+Parameters carry logical axis names only; the models run unsharded anywhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PAD = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  vocab_size: int = 32000
+  d_model: int = 512
+  num_heads: int = 8
+  d_ff: int = 2048
+  num_encoder_layers: int = 6
+  num_decoder_layers: int = 6
+  dropout: float = 0.1
+  max_len: int = 512
+  share_embeddings: bool = True
+  pre_norm: bool = True
+  dtype: Any = jnp.float32
+  # Pipeline parallelism of the decoder-only stack (core.pipeline), 1 = off.
+  num_stages: int = 1
+  microbatches: int = 1
+  remat: bool = True
+
+
+# Paper sizes (Vaswani et al. 2017, Table 3) and a tiny size for CPU runs.
+SIZES = {
+    "tiny": dict(d_model=64, num_heads=4, d_ff=256, num_encoder_layers=2, num_decoder_layers=2, dropout=0.0),
+    "small": dict(d_model=256, num_heads=4, d_ff=1024, num_encoder_layers=3, num_decoder_layers=3),
+    "base": dict(d_model=512, num_heads=8, d_ff=2048, num_encoder_layers=6, num_decoder_layers=6, dropout=0.1),
+    "big": dict(d_model=1024, num_heads=16, d_ff=4096, num_encoder_layers=6, num_decoder_layers=6, dropout=0.3),
+}
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
+  """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d))."""
+  position = np.arange(max_len)[:, None]
+  div = np.exp(np.arange(0, d_model, 2) * (-np.log(10000.0) / d_model))
+  pe = np.zeros((max_len, d_model), np.float32)
+  pe[:, 0::2] = np.sin(position * div)
+  pe[:, 1::2] = np.cos(position * div)
+  return pe
+
+
+def causal_mask(length: int) -> jax.Array:
+  return jnp.tril(jnp.ones((1, 1, length, length), bool))
+
+
+def padding_mask(query_tokens, key_tokens) -> jax.Array:
+  """[batch, 1, q, k]: True where the key is a real token."""
+  del query_tokens
+  return (key_tokens != PAD)[:, None, None, :]
+
+
+def _dense(features: int, axes, cfg, name, use_bias=True):
+  return nn.Dense(
+      features, dtype=cfg.dtype, use_bias=use_bias, name=name,
+      kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), axes),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[-1:]))
+
+
+class HeadProjection(nn.Module):
+  """x[..., d_model] -> [..., heads, head_dim] (or back, with `inverse`), one kernel [embed, heads, kv]."""
+  cfg: TransformerConfig
+  inverse: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    cfg = self.cfg
+    shape = (cfg.d_model, cfg.num_heads, cfg.d_model // cfg.num_heads)
+    # Xavier over (d_model, d_model), as for the paper's unsplit projection matrices.
+    init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=0, out_axis=(1, 2))
+    kernel = self.param("kernel", nn.with_logical_partitioning(init, ("embed", "heads", "kv")), shape)
+    kernel = kernel.astype(cfg.dtype)
+    if self.inverse:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
+                        (cfg.d_model,))
+      return jnp.einsum("blhd,ehd->ble", x, kernel) + bias.astype(cfg.dtype)
+    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("heads", "kv")),
+                      shape[1:])
+    return jnp.einsum("ble,ehd->blhd", x, kernel) + bias.astype(cfg.dtype)
+
+
+class MultiHeadAttention(nn.Module):
+  cfg: TransformerConfig
+
+  @nn.compact
+  def __call__(self, queries, keys_values, mask, deterministic: bool):
+    cfg = self.cfg
+    head_dim = cfg.d_model // cfg.num_heads
+    q = HeadProjection(cfg, name="query")(queries)
+    k = HeadProjection(cfg, name="key")(keys_values)
+    v = HeadProjection(cfg, name="value")(keys_values)
+    q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
+    # Scaled dot-product attention, eq. (1): softmax(QK^T / sqrt(d_k)) V.
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(head_dim).astype(cfg.dtype)
+    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(cfg.dtype)
+    weights = nn.Dropout(cfg.dropout)(weights, deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    return HeadProjection(cfg, inverse=True, name="out")(out)
+
+
+class FeedForward(nn.Module):
+  cfg: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x, deterministic: bool):
+    cfg = self.cfg
+    h = nn.relu(_dense(cfg.d_ff, ("embed", "mlp"), cfg, "wi")(x))
+    h = nn.with_logical_constraint(h, ("batch", "length", "mlp"))
+    h = nn.Dropout(cfg.dropout)(h, deterministic=deterministic)
+    return _dense(cfg.d_model, ("mlp", "embed"), cfg, "wo")(h)
+
+
+class SubLayer(nn.Module):
+  """Residual + dropout + layer norm around a sub-layer (pre- or post-norm)."""
+  cfg: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x, fn, deterministic: bool):
+    norm = nn.LayerNorm(dtype=self.cfg.dtype, scale_init=nn.with_logical_partitioning(
+        nn.initializers.ones_init(), ("embed",)), bias_init=nn.with_logical_partitioning(
+            nn.initializers.zeros_init(), ("embed",)))
+    drop = nn.Dropout(self.cfg.dropout)
+    if self.cfg.pre_norm:
+      return x + drop(fn(norm(x)), deterministic=deterministic)
+    return norm(x + drop(fn(x), deterministic=deterministic))
+
+
+class EncoderLayer(nn.Module):
+  cfg: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x, mask, deterministic: bool):
+    x = SubLayer(self.cfg, name="attention")(
+        x, lambda h: MultiHeadAttention(self.cfg, name="self_attention")(h, h, mask, deterministic), deterministic)
+    x = SubLayer(self.cfg, name="ffn")(
+        x, lambda h: FeedForward(self.cfg, name="feed_forward")(h, deterministic), deterministic)
+    return nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
+
+
+class DecoderLayer(nn.Module):
+  """Masked self-attention, (optional) cross-attention to the encoder, feed-forward."""
+  cfg: TransformerConfig
+  cross_attention: bool = True
+
+  @nn.compact
+  def __call__(self, x, encoded=None, self_mask=None, cross_mask=None, deterministic: bool = True):
+    cfg = self.cfg
+    if self_mask is None:
+      self_mask = causal_mask(x.shape[1])
+    x = SubLayer(cfg, name="self_attention_block")(
+        x, lambda h: MultiHeadAttention(cfg, name="self_attention")(h, h, self_mask, deterministic), deterministic)
+    if self.cross_attention:
+      x = SubLayer(cfg, name="cross_attention_block")(
+          x, lambda h: MultiHeadAttention(cfg, name="cross_attention")(h, encoded, cross_mask, deterministic),
+          deterministic)
+    x = SubLayer(cfg, name="ffn")(
+        x, lambda h: FeedForward(cfg, name="feed_forward")(h, deterministic), deterministic)
+    return nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
+
+
+class Embed(nn.Module):
+  """Token embedding scaled by sqrt(d_model) plus sinusoidal positions; `attend` = tied output."""
+  cfg: TransformerConfig
+
+  def setup(self):
+    self.embedding = self.param(
+        "embedding", nn.with_logical_partitioning(nn.initializers.normal(self.cfg.d_model ** -0.5),
+                                                  ("vocab", "embed")),
+        (self.cfg.vocab_size, self.cfg.d_model), jnp.float32)
+    self.positions = sinusoidal_positions(self.cfg.max_len, self.cfg.d_model)
+
+  def __call__(self, tokens, offset: int = 0):
+    x = jnp.take(self.embedding, tokens, axis=0).astype(self.cfg.dtype) * jnp.sqrt(self.cfg.d_model)
+    positions = jax.lax.dynamic_slice_in_dim(jnp.asarray(self.positions), offset, tokens.shape[1])
+    return x + positions[None].astype(self.cfg.dtype)
+
+  def attend(self, x):
+    return jnp.einsum("bld,vd->blv", x, self.embedding.astype(self.cfg.dtype))
+
+
+def _final_norm(cfg, name):
+  return nn.LayerNorm(dtype=cfg.dtype, name=name, scale_init=nn.with_logical_partitioning(
+      nn.initializers.ones_init(), ("embed",)), bias_init=nn.with_logical_partitioning(
+          nn.initializers.zeros_init(), ("embed",)))
+
+
+class Transformer(nn.Module):
+  """Encoder-decoder: `__call__(src, tgt_in)` -> logits over the target vocabulary."""
+  cfg: TransformerConfig
+
+  def setup(self):
+    cfg = self.cfg
+    self.src_embed = Embed(cfg)
+    self.tgt_embed = self.src_embed if cfg.share_embeddings else Embed(cfg)
+    self.encoder_layers = [EncoderLayer(cfg) for _ in range(cfg.num_encoder_layers)]
+    self.decoder_layers = [DecoderLayer(cfg) for _ in range(cfg.num_decoder_layers)]
+    self.encoder_norm = _final_norm(cfg, "encoder_norm") if cfg.pre_norm else None
+    self.decoder_norm = _final_norm(cfg, "decoder_norm") if cfg.pre_norm else None
+    self.input_dropout = nn.Dropout(cfg.dropout)
+    if not cfg.share_embeddings:
+      self.output = _dense(cfg.vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)
+
+  def encode(self, src, deterministic: bool = True):
+    mask = padding_mask(src, src)
+    x = self.input_dropout(self.src_embed(src), deterministic=deterministic)
+    for layer in self.encoder_layers:
+      x = layer(x, mask, deterministic)
+    return self.encoder_norm(x) if self.encoder_norm is not None else x
+
+  def decode(self, encoded, src, tgt_in, deterministic: bool = True):
+    self_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, tgt_in)
+    # A position whose own token is PAD still attends to itself, so softmax stays finite.
+    self_mask = self_mask | jnp.eye(tgt_in.shape[1], dtype=bool)[None, None]
+    cross_mask = padding_mask(tgt_in, src)
+    x = self.input_dropout(self.tgt_embed(tgt_in), deterministic=deterministic)
+    for layer in self.decoder_layers:
+      x = layer(x, encoded, self_mask, cross_mask, deterministic)
+    x = self.decoder_norm(x) if self.decoder_norm is not None else x
+    logits = self.tgt_embed.attend(x) if self.cfg.share_embeddings else self.output(x)
+    return nn.with_logical_constraint(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+  def __call__(self, src, tgt_in, deterministic: bool = True):
+    return self.decode(self.encode(src, deterministic), src, tgt_in, deterministic)
+
+
+class LMLayer(nn.Module):
+  """A decoder-only block: causal self-attention + feed-forward (x -> x, for stacking/pipelining)."""
+  cfg: TransformerConfig
+  deterministic: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    return DecoderLayer(self.cfg, cross_attention=False, name="block")(x, deterministic=self.deterministic)
+
+
+class TransformerLM(nn.Module):
+  """Decoder-only language model: `__call__(tokens)` -> next-token logits."""
+  cfg: TransformerConfig
+
+  @nn.compact
+  def __call__(self, tokens, deterministic: bool = True):
+    cfg = self.cfg
+    embed = Embed(cfg, name="embed")
+    x = nn.Dropout(cfg.dropout)(embed(tokens), deterministic=deterministic)
+    x = nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
+    if cfg.num_stages > 1:
+      from core.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
+      x = Pipeline(layer_cls=LMLayer, layer_kwargs=dict(cfg=cfg, deterministic=deterministic),
+                   num_layers=cfg.num_decoder_layers, num_stages=cfg.num_stages,
+                   microbatches=cfg.microbatches, remat=cfg.remat, name="layers")(x)
+    else:
+      for i in range(cfg.num_decoder_layers):
+        x = LMLayer(cfg, deterministic, name=f"layer_{i}")(x)
+    x = _final_norm(cfg, "final_norm")(x) if cfg.pre_norm else x
+    logits = embed.attend(x) if cfg.share_embeddings else _dense(
+        cfg.vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)(x)
+    return nn.with_logical_constraint(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+
+def non_embedding_params(params) -> int:
+  """Parameters outside the embedding (Kaplan et al.'s N)."""
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  return sum(int(np.prod(x.shape)) for path, x in flat if "embed" not in jax.tree_util.keystr(path))
+
+
+# ---- decoding ---------------------------------------------------------------
+
+def greedy_decode(model: Transformer, params, src, max_len: int, bos: int, eos: int | None = None):
+  """Greedy decoding: returns [batch, max_len] tokens (after BOS), PAD after EOS."""
+  encoded = model.apply({"params": params}, src, method=Transformer.encode)
+  batch = src.shape[0]
+  tokens = jnp.full((batch, max_len + 1), PAD, jnp.int32).at[:, 0].set(bos)
+
+  def body(i, state):
+    tokens, done = state
+    logits = model.apply({"params": params}, encoded, src, tokens, method=Transformer.decode)
+    next_token = jnp.argmax(logits[:, i], axis=-1).astype(jnp.int32)
+    next_token = jnp.where(done, PAD, next_token)
+    if eos is not None:
+      done = done | (next_token == eos)
+    return tokens.at[:, i + 1].set(next_token), done
+
+  tokens, _ = jax.lax.fori_loop(0, max_len, body, (tokens, jnp.zeros((batch,), bool)))
+  return tokens[:, 1:]
+
+
+def beam_search(model: Transformer, params, src, max_len: int, bos: int, eos: int,
+                beam_size: int = 4, alpha: float = 0.6):
+  """Beam search with the GNMT length penalty ((5 + len) / 6)^alpha (the paper: beam 4, alpha 0.6).
+
+  Returns ([batch, max_len] best tokens, [batch] their length-normalised log-probs).
+  """
+  batch, k = src.shape[0], beam_size
+  encoded = model.apply({"params": params}, src, method=Transformer.encode)
+  rep = lambda x: jnp.repeat(x, k, axis=0)  # [batch, ...] -> [batch * k, ...]
+  encoded, src_k = rep(encoded), rep(src)
+  tokens = jnp.full((batch, k, max_len + 1), PAD, jnp.int32).at[:, :, 0].set(bos)
+  # Only beam 0 is live at the start, so the k beams do not start as copies.
+  scores = jnp.tile(jnp.array([0.0] + [-1e9] * (k - 1)), (batch, 1))
+  finished = jnp.zeros((batch, k), bool)
+  lengths = jnp.zeros((batch, k), jnp.int32)
+
+  def body(i, state):
+    tokens, scores, finished, lengths = state
+    logits = model.apply({"params": params}, encoded, src_k, tokens.reshape(batch * k, -1),
+                         method=Transformer.decode)[:, i]
+    log_probs = jax.nn.log_softmax(logits).reshape(batch, k, -1)
+    vocab = log_probs.shape[-1]
+    # A finished beam extends only with PAD, at no cost.
+    pad_only = jnp.full((vocab,), -1e9).at[PAD].set(0.0)
+    log_probs = jnp.where(finished[..., None], pad_only, log_probs)
+    candidates = (scores[..., None] + log_probs).reshape(batch, k * vocab)
+    scores, flat = jax.lax.top_k(candidates, k)
+    beam, token = flat // vocab, (flat % vocab).astype(jnp.int32)
+    gather = lambda x: jnp.take_along_axis(x, beam if x.ndim == 2 else beam[..., None], axis=1)
+    tokens, finished, lengths = gather(tokens), gather(finished), gather(lengths)
+    tokens = tokens.at[:, :, i + 1].set(token)
+    lengths = jnp.where(finished, lengths, lengths + 1)
+    finished = finished | (token == eos)
+    return tokens, scores, finished, lengths
+
+  tokens, scores, finished, lengths = jax.lax.fori_loop(
+      0, max_len, body, (tokens, scores, finished, lengths))
+  normalised = scores / ((5.0 + lengths) / 6.0) ** alpha
+  best = jnp.argmax(normalised, axis=1)
+  pick = lambda x: jnp.take_along_axis(x, best[:, None] if x.ndim == 2 else best[:, None, None], axis=1)[:, 0]
+  return pick(tokens)[:, 1:], pick(normalised)
