@@ -1,0 +1,160 @@
+"""Multi-process start-up: one `initialize()` for TPU pods, SLURM, plain hosts and local tests.
+
+Where the process count, id and coordinator come from, first match wins:
+  1. arguments (launch.train's --coordinator/--num_processes/--process_id),
+  2. environment: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID
+     (launch.local and launch.multinode set these),
+  3. the cluster jax itself detects (TPU VM pod / GKE, SLURM, Open MPI),
+  4. none of these: one process, and jax.distributed is not started.
+
+A lost peer must not hang the others. jax's coordination service stops every process
+("Terminating process because the JAX distributed service detected fatal errors") once
+a peer has missed heartbeats for `heartbeat_timeout_s`, or at once if the coordinator
+(process 0) itself dies; the exit status is non-zero (SIGABRT). The default here is
+shorter than jax's 100 s so that a preempted host frees the pod quickly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Mapping, Sequence
+
+import jax
+
+from core.task import ConfigError
+
+ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
+ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
+ENV_PROCESS_ID = "JAX_PROCESS_ID"
+ENV_HEARTBEAT = "JAX_HEARTBEAT_TIMEOUT_SECONDS"
+
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60
+DEFAULT_INIT_TIMEOUT_S = 300
+
+_started: "ProcessSpec | None" = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessSpec:
+  """Where this process sits in the job, and what said so."""
+  coordinator: str | None
+  num_processes: int
+  process_id: int
+  source: str  # "single" | "flags" | "env" | a jax cluster name ("SlurmCluster", ...)
+  local_device_ids: tuple[int, ...] | None = None
+
+
+def _int_or_none(value, name: str) -> int | None:
+  if value is None or value == "":
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _detect_cluster():
+  """jax's own cluster detection: the first cluster type whose environment is present."""
+  try:
+    from jax._src import clusters  # private, but it is exactly what jax.distributed uses
+  except ImportError:  # a jax without it: only explicit flags/env work
+    return None
+  for env in clusters.ClusterEnv._cluster_types:  # pylint: disable=protected-access
+    if not env.opt_in_only_method and env.is_env_present():
+      return env
+  return None
+
+
+def resolve(coordinator: str | None = None,
+            num_processes: int | None = None,
+            process_id: int | None = None,
+            environ: Mapping[str, str] | None = None,
+            init_timeout_s: int = DEFAULT_INIT_TIMEOUT_S) -> ProcessSpec:
+  """Works out (coordinator, count, id) without starting anything."""
+  environ = os.environ if environ is None else environ
+  from_flags = (coordinator, num_processes, process_id)
+  from_env = (environ.get(ENV_COORDINATOR) or None,
+              _int_or_none(environ.get(ENV_NUM_PROCESSES), ENV_NUM_PROCESSES),
+              _int_or_none(environ.get(ENV_PROCESS_ID), ENV_PROCESS_ID))
+  if any(v is not None for v in from_flags + from_env):
+    merged = [f if f is not None else e for f, e in zip(from_flags, from_env)]
+    source = "flags" if any(v is not None for v in from_flags) else "env"
+    addr, n, i = merged
+    if n == 1 and addr is None and i in (None, 0):
+      return ProcessSpec(None, 1, 0, "single")
+    missing = [name for name, v in zip(("coordinator", "num_processes", "process_id"), merged)
+               if v is None]
+    if missing:
+      raise ConfigError(
+          f"multi-process start needs coordinator, num_processes and process_id; {', '.join(missing)} "
+          f"missing: pass --{missing[0]} or set {ENV_COORDINATOR}/{ENV_NUM_PROCESSES}/{ENV_PROCESS_ID}")
+    if not 0 <= i < n:
+      raise ConfigError(f"process_id must be in [0, {n}), got {i}")
+    return ProcessSpec(addr, n, i, source)
+
+  cluster = _detect_cluster()
+  if cluster is None:
+    return ProcessSpec(None, 1, 0, "single")
+  n = cluster.get_process_count()
+  if n == 1:
+    return ProcessSpec(None, 1, 0, "single")
+  from jax._src import clusters
+  addr, n, i, local_ids = clusters.ClusterEnv.auto_detect_unset_distributed_params(
+      None, None, None, None, cluster.name, init_timeout_s)
+  return ProcessSpec(addr, n, i, cluster.__name__,
+                     tuple(local_ids) if local_ids is not None else None)
+
+
+def initialize(coordinator: str | None = None,
+               num_processes: int | None = None,
+               process_id: int | None = None,
+               *,
+               heartbeat_timeout_s: int | None = None,
+               init_timeout_s: int = DEFAULT_INIT_TIMEOUT_S,
+               local_device_ids: Sequence[int] | None = None) -> ProcessSpec:
+  """Starts jax.distributed unless this is a single process; call before any jax computation.
+
+  Idempotent: a second call returns the first call's ProcessSpec.
+  """
+  global _started
+  if _started is not None:
+    return _started
+  spec = resolve(coordinator, num_processes, process_id, init_timeout_s=init_timeout_s)
+  if spec.num_processes == 1:
+    _started = spec
+    return spec
+  if heartbeat_timeout_s is None:
+    heartbeat_timeout_s = _int_or_none(os.environ.get(ENV_HEARTBEAT), ENV_HEARTBEAT)
+  heartbeat_timeout_s = heartbeat_timeout_s or DEFAULT_HEARTBEAT_TIMEOUT_S
+  # Cross-process collectives between CPU devices need an implementation; gloo ships in jaxlib.
+  # It is harmless on TPU/GPU, where only the (idle) host backend uses it.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  ids = local_device_ids if local_device_ids is not None else spec.local_device_ids
+  logging.info("jax.distributed: process %d of %d, coordinator %s (from %s), heartbeat timeout %d s",
+               spec.process_id, spec.num_processes, spec.coordinator, spec.source, heartbeat_timeout_s)
+  try:
+    jax.distributed.initialize(
+        coordinator_address=spec.coordinator,
+        num_processes=spec.num_processes,
+        process_id=spec.process_id,
+        local_device_ids=list(ids) if ids is not None else None,
+        cluster_detection_method="deactivate",  # resolve() already chose; do not guess again
+        initialization_timeout=init_timeout_s,
+        heartbeat_timeout_seconds=heartbeat_timeout_s,
+        # At a normal exit every process waits at a barrier for the others; a dead peer
+        # should not keep the survivors there for jax's default 5 minutes.
+        shutdown_timeout_seconds=max(2 * heartbeat_timeout_s, 30),
+    )
+  except RuntimeError as e:
+    if "must be called before" in str(e):
+      raise ConfigError("core.distributed.initialize() must run before any jax computation or "
+                        "jax.devices() call; move it to the top of the program") from e
+    raise
+  _started = dataclasses.replace(spec, local_device_ids=tuple(ids) if ids is not None else None)
+  return _started
+
+
+def is_coordinator() -> bool:
+  """True on the process that writes metrics, logs and config (process 0)."""
+  return jax.process_index() == 0
