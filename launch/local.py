@@ -114,16 +114,18 @@ class Outcome:
 
 
 def supervise(procs: Sequence[subprocess.Popen], grace_s: float = 90.0, poll_s: float = 0.1,
-              failed_at: Mapping[int, float] | None = None) -> Outcome:
+              failed_at: Mapping[int, float] | None = None, timeout_s: float | None = None) -> Outcome:
   """Waits for all processes; after the first failure, kills whatever is alive `grace_s` later.
 
   `failed_at` lets a caller that killed a process itself say when (time.monotonic()).
+  `timeout_s` bounds the whole run: then every live process is killed (a failure).
   """
   n = len(procs)
   ended = [None] * n
   first, t_fail = None, None
   if failed_at:
     first, t_fail = min(failed_at.items(), key=lambda kv: kv[1])
+  t_start = time.monotonic()
   while any(e is None for e in ended):
     now = time.monotonic()
     for i, p in enumerate(procs):
@@ -133,6 +135,8 @@ def supervise(procs: Sequence[subprocess.Popen], grace_s: float = 90.0, poll_s: 
           first, t_fail = i, now
     if t_fail is not None and now - t_fail > grace_s:
       break
+    if timeout_s is not None and now - t_start > timeout_s:
+      break
     time.sleep(poll_s)
   killed = []
   for i, p in enumerate(procs):
@@ -140,6 +144,8 @@ def supervise(procs: Sequence[subprocess.Popen], grace_s: float = 90.0, poll_s: 
       p.kill()
       p.wait()
       killed.append(i)
+  if first is None and killed:  # timed out
+    first = killed[0]
   for p in procs:
     p.pump.join(timeout=5)
   after = [None if (e is None or t_fail is None or i == first) else e - t_fail

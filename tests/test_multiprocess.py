@@ -1,0 +1,180 @@
+"""Several local processes through jax.distributed, as on a pod (launch.local spawns them).
+
+The reference is an unsharded-by-process run: the same config trained in this test process
+(1 process x 8 fake devices). Against it:
+  1. 2 processes x 4 devices give the same losses and parameters;
+  2. a checkpoint written by 2 x 4 continues on 1 x 8 and on 1 x 4 (mesh data=2, fsdp=2);
+  3. SIGKILL of one process stops the other within a bounded time, with jax's message,
+     and re-launching resumes from the last complete checkpoint.
+"""
+import os
+import shutil
+import signal
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from core import checkpoint as checkpoint_lib
+from core.config import load_config
+from core.metrics import read_metrics
+from core.train import Trainer, train
+from launch import local
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = "configs/transformer_lm.py:tiny"
+REFERENCE_STEPS = 12
+HEARTBEAT_S = 10
+# A lost peer is noticed after HEARTBEAT_S without heartbeats; the rest is slack for a loaded machine.
+LOST_PEER_BOUND_S = HEARTBEAT_S + 15
+RTOL = 1e-5
+# Parameters: the attention key bias has an exactly-zero gradient (softmax ignores a shift
+# shared by all keys), so it receives only rounding noise, which Adam rescales into updates
+# of up to ~1e-2 x lr per step; two runs whose all-reduce order differs (gloo across processes
+# vs. in-process) leave it a few 1e-6 apart. Every other parameter agrees to ~3e-8.
+ATOL = 1e-5
+
+
+def overrides(total_steps, checkpoint_every=3, **extra):
+  # decay_steps fixed: the learning-rate schedule must not depend on where a run stops.
+  values = {"total_steps": total_steps, "log_every": 1, "eval_every": 10_000,
+            "checkpoint_every": checkpoint_every, "keep_checkpoints": 20, "peak_flops": 1e12,
+            "optimizer.decay_steps": 200, **extra}
+  return [f"--config.{k}={v}" for k, v in values.items()]
+
+
+def losses(workdir):
+  return {r["step"]: r["loss"] for r in read_metrics(workdir, "train")}
+
+
+def finished_checkpoints(workdir):
+  """Steps whose checkpoint orbax has finalised (an interrupted save leaves a '<step>.orbax-...-tmp' folder)."""
+  directory = os.path.join(workdir, "checkpoints")
+  return sorted(int(d) for d in os.listdir(directory) if d.isdigit()) if os.path.isdir(directory) else []
+
+
+def restored_params(workdir, step):
+  """Parameters of a checkpoint, restored in this process onto its 8-device mesh."""
+  trainer = Trainer(load_config(CONFIG, overrides(step)))
+  checkpointer = checkpoint_lib.Checkpointer(workdir, async_save=False)
+  try:
+    state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
+  finally:
+    checkpointer.close()
+  return jax.device_get(state.params)
+
+
+def assert_trees_close(a, b, rtol=RTOL, atol=ATOL):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def start_local(num_processes, devices, workdir, train_overrides, cache_dir, log_dir):
+  workers = local.local_workers(
+      num_processes, devices, ["--config", CONFIG, "--workdir", str(workdir), *train_overrides],
+      local.free_port(), heartbeat_timeout_s=HEARTBEAT_S, base_xla_flags=os.environ.get("XLA_FLAGS", ""))
+  for w in workers:  # later launches of the same program skip compilation
+    w.env.update(JAX_COMPILATION_CACHE_DIR=str(cache_dir), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  return local.start(workers, log_dir=str(log_dir), echo=False, cwd=ROOT)
+
+
+def run_local(num_processes, devices, workdir, train_overrides, cache_dir, log_dir):
+  procs = start_local(num_processes, devices, workdir, train_overrides, cache_dir, log_dir)
+  outcome = local.supervise(procs, grace_s=30, timeout_s=600)
+  log = (log_dir / "process_0.log").read_text()
+  assert outcome.exit_code == 0, f"{local.describe(outcome)}\n{log[-3000:]}"
+  return log
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("jax_cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """1 process x 8 devices, in this process: losses of every step, checkpoints every 3 steps."""
+  workdir = tmp_path_factory.mktemp("ref_1x8")
+  train(load_config(CONFIG, overrides(REFERENCE_STEPS)), str(workdir))
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def two_by_four(tmp_path_factory, cache_dir):
+  workdir = tmp_path_factory.mktemp("run_2x4")
+  logs = tmp_path_factory.mktemp("logs_2x4")
+  log = run_local(2, 4, workdir, overrides(6), cache_dir, logs)
+  assert "8 devices, 2 processes" in log
+  return workdir
+
+
+def test_two_processes_match_one_process(reference, two_by_four):
+  got, want = losses(two_by_four), losses(reference)
+  # Only process 0 writes metrics: exactly one row per step.
+  assert [r["step"] for r in read_metrics(two_by_four, "train")] == list(range(1, 7))
+  np.testing.assert_allclose([got[s] for s in range(1, 7)], [want[s] for s in range(1, 7)], rtol=RTOL)
+  assert_trees_close(restored_params(two_by_four, 6), restored_params(reference, 6))
+
+
+def _copy_at_step(src, dst, step):
+  """A workdir as it was when `step` was its latest checkpoint."""
+  shutil.copytree(src, dst)
+  for s in finished_checkpoints(dst):
+    if s > step:
+      shutil.rmtree(os.path.join(dst, "checkpoints", str(s)))
+
+
+def test_2x4_checkpoint_continues_on_1x8(reference, two_by_four, tmp_path):
+  workdir = tmp_path / "resume_1x8"
+  _copy_at_step(two_by_four, workdir, 3)
+  train(load_config(CONFIG, overrides(6)), str(workdir))
+  got, want = losses(workdir), losses(reference)
+  np.testing.assert_allclose([got[s] for s in (4, 5, 6)], [want[s] for s in (4, 5, 6)], rtol=RTOL)
+  assert_trees_close(restored_params(workdir, 6), restored_params(reference, 6))
+
+
+def test_2x4_checkpoint_continues_on_1x4_with_another_mesh(reference, two_by_four, cache_dir, tmp_path):
+  workdir = tmp_path / "resume_1x4"
+  _copy_at_step(two_by_four, workdir, 3)
+  log = run_local(1, 4, workdir, overrides(6, **{"mesh.data": 2, "mesh.fsdp": 2}), cache_dir,
+                  tmp_path / "logs")
+  assert "resumed from step 3" in log
+  assert "mesh {'data': 2, 'fsdp': 2, 'tensor': 1, 'stage': 1}, 4 devices, 1 processes" in log
+  got, want = losses(workdir), losses(reference)
+  # Another device count changes the order of the gradient reductions: a looser tolerance.
+  np.testing.assert_allclose([got[s] for s in (4, 5, 6)], [want[s] for s in (4, 5, 6)], rtol=1e-4)
+  assert_trees_close(restored_params(workdir, 6), restored_params(reference, 6), rtol=1e-4)
+
+
+def test_lost_process_stops_the_other_and_relaunch_resumes(reference, cache_dir, tmp_path):
+  workdir, logs = tmp_path / "killed", tmp_path / "logs"
+  procs = start_local(2, 4, workdir, overrides(1000, checkpoint_every=2), cache_dir, logs)
+  deadline = time.monotonic() + 600
+  while not finished_checkpoints(workdir):
+    assert all(p.poll() is None for p in procs), (logs / "process_0.log").read_text()[-3000:]
+    assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
+    time.sleep(0.2)
+  os.kill(procs[1].pid, signal.SIGKILL)
+  outcome = local.supervise(procs, grace_s=60, failed_at={1: time.monotonic()})
+
+  assert outcome.first_failure == 1 and outcome.returncodes[1] == -signal.SIGKILL
+  assert 0 not in outcome.killed, "process 0 was still running 60 s after losing its peer"
+  assert outcome.returncodes[0] != 0
+  assert outcome.seconds_after_failure[0] < LOST_PEER_BOUND_S, local.describe(outcome)
+  log0 = (logs / "process_0.log").read_text()
+  assert "another task died" in log0 and "stopped sending heartbeats" in log0
+
+  latest = finished_checkpoints(workdir)[-1]
+  before_kill = losses(workdir)
+  log = run_local(2, 4, workdir, overrides(latest + 2, checkpoint_every=2), cache_dir, tmp_path / "relaunch")
+  assert f"resumed from step {latest}" in log
+  got = losses(workdir)
+  assert sorted(got) == list(range(1, latest + 3))
+  # The resumed steps match the uninterrupted references: the 1x8 run, and what the
+  # killed run had logged past its checkpoint.
+  expected = {**losses(reference), **before_kill}
+  compared = [s for s in (latest + 1, latest + 2) if s in expected]
+  assert compared, f"no reference for steps {latest + 1}, {latest + 2}"
+  np.testing.assert_allclose([got[s] for s in compared], [expected[s] for s in compared], rtol=RTOL)
