@@ -11,13 +11,18 @@ A lost peer must not hang the others. jax's coordination service stops every pro
 ("Terminating process because the JAX distributed service detected fatal errors") once
 a peer has missed heartbeats for `heartbeat_timeout_s`, or at once if the coordinator
 (process 0) itself dies; the exit status is non-zero (SIGABRT). The default here is
-shorter than jax's 100 s so that a preempted host frees the pod quickly.
+shorter than jax's 100 s so that a preempted host frees the pod quickly. A peer that is
+alive but stuck keeps sending heartbeats; `step_watchdog()` ends such a run instead.
 """
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import logging
 import os
+import sys
+import threading
+import time
 from typing import Mapping, Sequence
 
 import jax
@@ -28,9 +33,12 @@ ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "JAX_PROCESS_ID"
 ENV_HEARTBEAT = "JAX_HEARTBEAT_TIMEOUT_SECONDS"
+ENV_STEP_TIMEOUT = "JAX_STEP_TIMEOUT_SECONDS"
 
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60
 DEFAULT_INIT_TIMEOUT_S = 300
+DEFAULT_STEP_TIMEOUT_S = 1800  # multi-process runs only; covers compilation and checkpoint saves
+EXIT_STALLED = 75
 
 _started: "ProcessSpec | None" = None
 
@@ -158,3 +166,49 @@ def initialize(coordinator: str | None = None,
 def is_coordinator() -> bool:
   """True on the process that writes metrics, logs and config (process 0)."""
   return jax.process_index() == 0
+
+
+class StepWatchdog:
+  """Ends this process when no training step has finished for `timeout_s` seconds.
+
+  Heartbeats catch a peer that died or froze, not one that is alive but stuck (say, blocked
+  reading its data shard): the others would wait in a collective for ever. With a watchdog
+  in every process the stuck run ends instead: the stalled processes exit with EXIT_STALLED,
+  printing their Python stacks, and the rest follow through the lost-heartbeat path.
+  """
+
+  def __init__(self, timeout_s: float, exit_code: int = EXIT_STALLED):
+    self.timeout_s = timeout_s
+    self.exit_code = exit_code
+    self._last, self._step = time.monotonic(), None
+    self._stop = threading.Event()
+    if timeout_s > 0:
+      threading.Thread(target=self._watch, name="step-watchdog", daemon=True).start()
+
+  def kick(self, step: int | None = None) -> None:
+    self._last, self._step = time.monotonic(), step
+
+  def close(self) -> None:
+    self._stop.set()
+
+  def _watch(self) -> None:
+    while not self._stop.wait(min(5.0, self.timeout_s / 4)):
+      idle = time.monotonic() - self._last
+      if idle > self.timeout_s:
+        print(f"error: no training step finished for {idle:.0f} s (last finished: step {self._step}); "
+              f"a process of this job is stuck, so this one stops (the limit is {ENV_STEP_TIMEOUT}="
+              f"{self.timeout_s:g}). Python stacks of this process:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        os._exit(self.exit_code)  # the main thread is blocked: raising there is not possible
+
+
+def step_watchdog(timeout_s: float | None = None) -> StepWatchdog:
+  """The training loop's watchdog: `timeout_s`, else $JAX_STEP_TIMEOUT_SECONDS, else 30 minutes
+  when several processes run and off for one (0 turns it off)."""
+  if timeout_s is None:
+    env = os.environ.get(ENV_STEP_TIMEOUT)
+    if env:
+      timeout_s = float(env)
+    else:
+      timeout_s = DEFAULT_STEP_TIMEOUT_S if jax.process_count() > 1 else 0
+  return StepWatchdog(timeout_s)

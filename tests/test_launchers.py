@@ -247,3 +247,37 @@ def test_tpu_pod_code_archive_holds_the_repository_not_the_environment(tmp_path)
       os.remove(tarball)
   assert {"launch/train.py", "core/distributed.py", "configs/transformer_lm.py"} <= names
   assert not any(n.startswith((".venv/", "runs/", ".git/")) for n in names)
+
+
+# ---- core.distributed.StepWatchdog --------------------------------------------
+
+WATCHED = """
+import sys, threading, time
+from core import distributed
+dog = distributed.StepWatchdog(float(sys.argv[1]))
+for step in range(6):
+  time.sleep(0.25)
+  dog.kick(step)
+if sys.argv[2] == "hang":
+  def wait_for_a_stuck_peer():
+    threading.Event().wait()
+  wait_for_a_stuck_peer()
+dog.close()
+"""
+
+
+def test_watchdog_ends_a_stuck_process_with_its_stack():
+  start = time.monotonic()
+  p = subprocess.run([sys.executable, "-c", WATCHED, "1.0", "hang"], cwd=ROOT, capture_output=True,
+                     text=True, timeout=60)
+  elapsed = time.monotonic() - start
+  assert p.returncode == distributed.EXIT_STALLED
+  assert "no training step finished" in p.stderr and "last finished: step 5" in p.stderr
+  assert "wait_for_a_stuck_peer" in p.stderr  # the stack shows where it was stuck
+  assert elapsed < 1.5 + 1.0 + 10  # kicks, timeout, start-up slack
+
+
+def test_watchdog_leaves_a_progressing_process_alone():
+  p = subprocess.run([sys.executable, "-c", WATCHED, "3.0", "finish"], cwd=ROOT, capture_output=True,
+                     text=True, timeout=60)
+  assert p.returncode == 0, p.stderr
