@@ -39,7 +39,7 @@ def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
     shape[free[0]] = num_devices // fixed
   elif fixed != num_devices:
     raise ConfigError(
-        f"config.mesh {shape} needs {fixed} devices but {num_devices} are available; "
+        f"config.mesh {shape} does not fit {num_devices} devices: it needs {fixed}; "
         f"set one axis to -1 or change the sizes")
   return shape
 
@@ -90,3 +90,16 @@ def state_shardings(abstract_boxed_state, mesh: Mesh, rules):
   """NamedShardings for a (boxed) abstract train state, from its logical axes."""
   specs = nn.get_partition_spec(abstract_boxed_state)
   return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def check_divisible(abstract_params, shardings) -> None:
+  """A clear error, before any compile, for a parameter its mesh axes do not divide."""
+  flat = jax.tree_util.tree_flatten_with_path(abstract_params)[0]
+  for (path, x), sharding in zip(flat, jax.tree.leaves(shardings)):
+    for dim, axes in zip(x.shape, sharding.spec):
+      names = axes if isinstance(axes, tuple) else (axes,)
+      ways = math.prod(sharding.mesh.shape[a] for a in names if a is not None)
+      if dim % ways:
+        raise ConfigError(
+            f"parameter {jax.tree_util.keystr(path)} of shape {tuple(x.shape)} cannot be split over mesh axes "
+            f"{names} ({ways} ways): change the model size or config.sharding.rules / config.mesh")

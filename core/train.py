@@ -60,6 +60,7 @@ class Trainer:
     self._check_batch()
     self._boxed_abstract = jax.eval_shape(self._init_boxed, jax.random.key(0))
     self.state_shardings = sharding_lib.state_shardings(self._boxed_abstract, self.mesh, self.rules)
+    sharding_lib.check_divisible(strip_boxes(self._boxed_abstract).params, self.state_shardings.params)
     example = self.task.train_batch(0)
     self.batch_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), example)
     self.batch_sharding = sharding_lib.batch_shardings(example, self.mesh, self.rules)

@@ -26,20 +26,21 @@ def main(argv=None) -> int:
   args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
   # Imports after parsing so that `--help` and flag errors are instant.
   # pylint: disable=g-import-not-at-top
-  from core import distributed
   from core.config import load_config
   from core.task import ConfigError, DataMissingError
-  from core.train import TrainingDiverged, train
   try:
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides)  # light imports only: config errors are instant
+    from core import distributed
+    from core.train import TrainingDiverged, train
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    train(config, args.workdir)
+    try:
+      train(config, args.workdir)
+    except TrainingDiverged as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 3
   except (ConfigError, DataMissingError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  except TrainingDiverged as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 3
   return 0
 
 
