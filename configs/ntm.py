@@ -1,0 +1,85 @@
+"""Neural Turing Machines (Graves, Wayne & Danihelka 2014): the paper's tasks and networks.
+
+Variant `<task>-<net>[-paper]`: task in copy | repeat_copy | associative_recall | priority_sort,
+net in ntm_lstm | ntm_ff | lstm (the 3-layer LSTM baseline); the default is copy-ntm_lstm.
+Heads, controller sizes and learning rates are the paper's Tables 1-3; RMSProp with momentum 0.9
+(centred, decay 0.95, eps 1e-4, as in Graves 2013) and element-wise gradient clipping to
+(-10, 10), Section 4.6.
+
+Without `-paper` a run is sized for a 2-core CPU: 16 sequences a step, 4x the paper's learning
+rate, 2,500 steps (40,000 sequences; the paper's Figure 3 runs to 1,000,000 one at a time):
+
+  python -m launch.train --config configs/ntm.py:copy-ntm_lstm --workdir runs/ntm/copy-ntm_lstm
+
+Expected (see papers/ntm/README.md for the measured figures and times): the NTMs' cost per
+sequence falls far below the LSTM's; eval metrics bits_per_sequence_len{10,20,30,50,120} give
+the generalisation curve. `-paper` is the paper's schedule: one sequence an update, the Table's
+learning rate, 1,000,000 sequences.
+"""
+from configs.common import base_config
+
+# Tables 1-3 of the paper: (heads, controller size, controller layers, learning rate).
+NTM_FF = dict(copy=(1, 100, 1, 1e-4), repeat_copy=(1, 100, 1, 1e-4),
+              associative_recall=(4, 256, 1, 1e-4), priority_sort=(8, 512, 1, 3e-5))
+NTM_LSTM = dict(copy=(1, 100, 1, 1e-4), repeat_copy=(1, 100, 1, 1e-4),
+                associative_recall=(1, 100, 1, 1e-4), priority_sort=(5, 100, 2, 3e-5))
+# (hidden size of each of the 3 layers, learning rate)
+LSTM = dict(copy=(256, 3e-5), repeat_copy=(512, 3e-5), associative_recall=(256, 1e-4),
+            priority_sort=(128, 3e-5))
+# The paper's parameter counts (Tables 1-3), for the README's comparison.
+PAPER_PARAMS = {
+    "copy-ntm_ff": 17_162, "copy-ntm_lstm": 67_561, "copy-lstm": 1_352_969,
+    "repeat_copy-ntm_ff": 16_712, "repeat_copy-ntm_lstm": 66_111, "repeat_copy-lstm": 5_312_007,
+    "associative_recall-ntm_ff": 146_845, "associative_recall-ntm_lstm": 70_330,
+    "associative_recall-lstm": 1_344_518, "priority_sort-ntm_ff": 508_305,
+    "priority_sort-ntm_lstm": 269_038, "priority_sort-lstm": 384_424,
+}
+
+
+def get_config(arg="copy-ntm_lstm"):
+  task, net, *rest = arg.split("-")
+  paper = rest == ["paper"]
+  if task not in NTM_FF or net not in ("ntm_lstm", "ntm_ff", "lstm") or rest not in ([], ["paper"]):
+    raise ValueError(f"variant {arg!r} is not <task>-<net>[-paper] with task in {sorted(NTM_FF)} "
+                     "and net in ntm_lstm, ntm_ff, lstm")
+  c = base_config()
+  c.task = "papers.ntm.task:NTMTask"
+  c.seed = 0
+  c.peak_flops = 1e11  # MFU is meaningless for these tiny recurrent nets; skip measuring it
+
+  c.data.task = task
+  c.data.args = {}
+  c.data.eval_sequences = 256
+  c.data.eval_batch_size = 64
+  c.data.generalisation_lengths = (10, 20, 30, 50, 120)
+
+  c.model.name = "lstm" if net == "lstm" else "ntm"
+  c.model.controller = "ff" if net == "ntm_ff" else "lstm"
+  c.model.memory_locations, c.model.memory_width = 128, 20
+  c.model.shift_range = 1
+  c.model.clip = 20.0  # head parameters are clipped to (-20, 20) before their activations
+  if net == "lstm":
+    c.model.hidden_size, lr = LSTM[task]
+    c.model.num_layers = 3
+  else:
+    heads, size, layers, lr = (NTM_FF if net == "ntm_ff" else NTM_LSTM)[task]
+    c.model.num_heads, c.model.controller_size, c.model.controller_layers = heads, size, layers
+
+  c.optimizer.name = "rmsprop"
+  c.optimizer.rmsprop_decay = 0.95
+  c.optimizer.momentum = 0.9
+  c.optimizer.eps = 1e-4
+  c.optimizer.clip_value = 10.0
+  c.optimizer.schedule = "constant"
+
+  if paper:
+    c.batch_size = 1
+    c.optimizer.learning_rate = lr
+    c.total_steps = 1_000_000
+    c.log_every, c.eval_every, c.checkpoint_every = 1000, 50_000, 50_000
+  else:
+    c.batch_size = 4
+    c.optimizer.learning_rate = 3 * lr
+    c.total_steps = 15_000
+    c.log_every, c.eval_every, c.checkpoint_every = 100, 1000, 1000
+  return c
