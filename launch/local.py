@@ -172,6 +172,7 @@ def describe(outcome: Outcome) -> str:
 def run_supervised(workers: Sequence[Worker], grace_s: float, log_dir: str | None = None,
                    tag: str = "launch") -> int:
   procs = start(workers, log_dir)
+  print(f"[{tag}] " + ", ".join(f"process {i}: pid {p.pid}" for i, p in enumerate(procs)), flush=True)
   try:
     outcome = supervise(procs, grace_s)
   except KeyboardInterrupt:

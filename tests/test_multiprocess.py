@@ -7,6 +7,7 @@ The reference is an unsharded-by-process run: the same config trained in this te
   3. SIGKILL of one process stops the other within a bounded time, with jax's message,
      and re-launching resumes from the last complete checkpoint.
 """
+import fcntl
 import os
 import shutil
 import signal
@@ -88,26 +89,44 @@ def run_local(num_processes, devices, workdir, train_overrides, cache_dir, log_d
   return log
 
 
+def session_root(tmp_path_factory):
+  """A folder all pytest-xdist workers of this session share (each has its own basetemp below it)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory, name, build):
+  """`build(folder)` runs once per session, whichever worker gets here first; the others wait."""
+  root = session_root(tmp_path_factory)
+  folder, done = root / name, root / f"{name}.done"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(folder, ignore_errors=True)
+      folder.mkdir()
+      build(folder)
+      done.touch()
+  return folder
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp("jax_cache")
+  return built_once(tmp_path_factory, "mp_jax_cache", lambda folder: None)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """1 process x 8 devices, in this process: losses of every step, checkpoints every 3 steps."""
-  workdir = tmp_path_factory.mktemp("ref_1x8")
-  train(load_config(CONFIG, overrides(REFERENCE_STEPS)), str(workdir))
-  return workdir
+  return built_once(tmp_path_factory, "mp_ref_1x8",
+                    lambda wd: train(load_config(CONFIG, overrides(REFERENCE_STEPS)), str(wd / "run"))) / "run"
 
 
 @pytest.fixture(scope="module")
 def two_by_four(tmp_path_factory, cache_dir):
-  workdir = tmp_path_factory.mktemp("run_2x4")
-  logs = tmp_path_factory.mktemp("logs_2x4")
-  log = run_local(2, 4, workdir, overrides(6), cache_dir, logs)
-  assert "8 devices, 2 processes" in log
-  return workdir
+  def build(folder):
+    log = run_local(2, 4, folder / "run", overrides(6), cache_dir, folder / "logs")
+    assert "8 devices, 2 processes" in log
+  return built_once(tmp_path_factory, "mp_run_2x4", build) / "run"
 
 
 def test_two_processes_match_one_process(reference, two_by_four):
