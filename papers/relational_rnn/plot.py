@@ -1,0 +1,59 @@
+"""Learning curves of Nth-farthest runs from their metrics.jsonl.
+
+python -m papers.relational_rnn.plot --out papers/relational_rnn/nth_farthest.png \
+    RMC=runs/rrnn_rmc LSTM=runs/rrnn_lstm
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+
+def eval_rows(workdir: str) -> list[dict]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  return [r for r in rows if r.get("split") == "eval"]
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--num_objects", type=int, default=8)
+  parser.add_argument("--title", default="Nth farthest (8 vectors x 16 dims)")
+  parser.add_argument("runs", nargs="+", help="LABEL=WORKDIR")
+  args = parser.parse_args(argv)
+  k = args.num_objects
+  fig, (ax_all, ax_hard) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+  for spec in args.runs:
+    label, workdir = spec.split("=", 1)
+    rows = eval_rows(workdir)
+    steps = [r["step"] for r in rows]
+    ax_all.plot(steps, [r["accuracy"] for r in rows], marker="o", ms=3, label=label)
+    ax_hard.plot(steps, [r["accuracy_nontrivial"] for r in rows], marker="o", ms=3, label=label)
+  # Answering n=K (the reference itself) perfectly and guessing the rest among K-1.
+  trivial = 1 / k + (k - 1) / k * 1 / (k - 1)
+  ax_all.axhline(trivial, color="gray", ls=":", label=f"n={k} solved, rest guessed ({trivial:.0%})")
+  ax_all.axhline(1 / k, color="gray", ls="--", label=f"chance ({1 / k:.1%})")
+  if k == 8:
+    ax_all.axhline(0.91, color="k", ls="-.", label="paper RMC (91%)")
+  ax_hard.axhline(1 / (k - 1), color="gray", ls="--", label=f"chance ({1 / (k - 1):.1%})")
+  ax_all.set_title(f"{args.title}: test accuracy")
+  ax_hard.set_title(f"questions with n < {k} only")
+  for ax in (ax_all, ax_hard):
+    ax.set_xlabel("training step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  ax_all.set_ylabel("accuracy")
+  ax_all.set_ylim(0, 1)
+  fig.tight_layout()
+  fig.savefig(args.out, dpi=90)
+
+
+if __name__ == "__main__":
+  main()
