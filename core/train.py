@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from core import checkpoint as checkpoint_lib
+from core import distributed
 from core import metrics as metrics_lib
 from core import sharding as sharding_lib
 from core.config import to_json
@@ -214,6 +215,7 @@ def train(config, workdir: str) -> dict:
   checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
   signature = trainer.param_signature()
+  watchdog = None
   try:
     latest = checkpointer.latest_step()
     if latest is not None:
@@ -236,6 +238,8 @@ def train(config, workdir: str) -> dict:
     meta = {"signature": signature, "task": config.task}
     last_good = latest
     train_metrics, eval_metrics, pending = {}, {}, None
+    # Ends the run if a peer process is alive but stuck (heartbeats only catch dead ones).
+    watchdog = distributed.step_watchdog()
     for step in range(start, config.total_steps):
       state, metrics = step_fn(state, trainer.global_batch(step))
       if pending is not None:  # check the previous step while this one runs
@@ -257,9 +261,12 @@ def train(config, workdir: str) -> dict:
         _check_finite(*pending, workdir, last_good)
         checkpointer.save(done, state, meta, force=done == config.total_steps)
         last_good = done
+      watchdog.kick(done)
     if pending is not None:
       _check_finite(*pending, workdir, last_good)
     return {"train": train_metrics, "eval": eval_metrics}
   finally:
+    if watchdog is not None:
+      watchdog.close()
     checkpointer.close()
     writer.close()

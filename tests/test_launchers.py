@@ -6,6 +6,7 @@ import shlex
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from core import distributed
 from core.task import ConfigError
 from launch import local, multinode, slurm, tpu_pod
+from tests import toy_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_ARGS = ["--config", "configs/transformer_lm.py:tiny", "--workdir", "/shared/runs/lm",
@@ -281,3 +283,33 @@ def test_watchdog_leaves_a_progressing_process_alone():
   p = subprocess.run([sys.executable, "-c", WATCHED, "3.0", "finish"], cwd=ROOT, capture_output=True,
                      text=True, timeout=60)
   assert p.returncode == 0, p.stderr
+
+
+class StuckAtStep(toy_task.LinearRegression):
+  """Blocks for ever on the batch of step `config.data.stuck_at_step`: a host whose input stalls."""
+
+  def train_batch(self, step, shard=0, num_shards=1):
+    if step == self.config.data.stuck_at_step:
+      threading.Event().wait()
+    return super().train_batch(step, shard, num_shards)
+
+
+STUCK_CONFIG = """
+from tests import toy_task
+def get_config(arg=None):
+  c = toy_task.get_config()
+  c.task = "tests.test_launchers:StuckAtStep"
+  c.data.stuck_at_step = 3
+  return c
+"""
+
+
+def test_training_loop_stops_when_a_step_never_finishes(tmp_path):
+  config = tmp_path / "stuck.py"
+  config.write_text(STUCK_CONFIG)
+  p = subprocess.run([sys.executable, "-m", "launch.train", "--config", str(config), "--workdir",
+                      str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                     env={**os.environ, distributed.ENV_STEP_TIMEOUT: "3"})
+  assert p.returncode == distributed.EXIT_STALLED, p.stderr[-2000:]
+  assert "no training step finished" in p.stderr and "last finished: step 3" in p.stderr
+  assert "in train_batch" in p.stderr  # the stack names the stalled input
