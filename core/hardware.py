@@ -12,6 +12,8 @@ import dataclasses
 import math
 import re
 
+import numpy as np
+
 GiB = 2**30
 
 
@@ -58,6 +60,13 @@ class Topology:
   chip: Chip
   shape: tuple[int, ...]    # chips along each torus dimension of one slice
   num_slices: int = 1
+  # GPUs: XLA cannot compile for a GPU it cannot see, so a TPU slice with as many chips stands
+  # in; parameter/optimizer memory, FLOPs and collective bytes depend on the mesh, not the chip.
+  stand_in: str | None = None
+
+  @property
+  def compile_chip(self) -> Chip:
+    return CHIPS[self.stand_in] if self.stand_in else self.chip
 
   @property
   def chips_per_slice(self) -> int:
@@ -69,20 +78,22 @@ class Topology:
 
   @property
   def libtpu_name(self) -> str:
-    return f"{self.chip.name}:{'x'.join(map(str, self.shape))}"
+    return f"{self.compile_chip.name}:{'x'.join(map(str, self.shape))}"
 
   @property
   def chips_per_host_bounds(self) -> tuple[int, int, int]:
     # Multi-host slices have 4 chips (2x2) per host; a lone v5e/v6e host can hold 8 (2x4).
     if self.chips_per_slice < 4:
       return tuple(self.shape) + (1,) * (3 - len(self.shape))
-    if self.chip.torus_dims == 2 and self.chips_per_slice == 8:
+    if self.compile_chip.torus_dims == 2 and self.chips_per_slice == 8:
       return (2, 4, 1)
     return (2, 2, 1)
 
   def __str__(self):
     slices = f"{self.num_slices} x " if self.num_slices > 1 else ""
     chips = "chip" if self.num_devices == 1 else "chips"
+    if self.stand_in:
+      return f"{self.num_devices} x {self.chip.name} (compiled for {self.libtpu_name} as a stand-in)"
     return f"{slices}{self.libtpu_name} ({self.num_devices} {chips})"
 
 
@@ -98,15 +109,20 @@ def slice_shape(num_chips: int, dims: int) -> tuple[int, ...]:
 
 
 def parse_topology(name: str, num_slices: int = 1) -> Topology:
-  """'v5p-256' (accelerator type), 'v5e-64', 'v5p:4x4x8' (explicit shape) -> Topology."""
+  """'v5p-256' (accelerator type), 'v5e-64', 'v5p:4x4x8' (explicit shape), 'h100-64' -> Topology."""
   m = re.fullmatch(r"([a-z0-9]+?)(?:-(\d+)|:(\d+(?:x\d+)*))", name.strip().lower())
   if not m:
     raise ValueError(f"topology {name!r}: use an accelerator type like v5p-256 or a shape like v5p:4x4x8")
   gen = _ALIASES.get(m.group(1), m.group(1))
   chip = CHIPS.get(gen)
-  if chip is None or chip.kind != "tpu":
-    known = ", ".join(k for k, c in CHIPS.items() if c.kind == "tpu")
-    raise ValueError(f"topology {name!r}: unknown TPU generation {m.group(1)!r} (known: {known})")
+  if chip is None:
+    raise ValueError(f"topology {name!r}: unknown chip {m.group(1)!r} (known: {', '.join(CHIPS)})")
+  if num_slices < 1:
+    raise ValueError(f"num_slices must be >= 1, got {num_slices}")
+  if chip.kind == "gpu":
+    if not m.group(2):
+      raise ValueError(f"topology {name!r}: name GPUs by count, e.g. h100-64")
+    return Topology(chip, slice_shape(int(m.group(2)), 3), num_slices, stand_in="v5p")
   if m.group(3):
     shape = tuple(int(s) for s in m.group(3).split("x"))
     if len(shape) != chip.torus_dims:
@@ -116,8 +132,6 @@ def parse_topology(name: str, num_slices: int = 1) -> Topology:
     if chip.cores_in_name and count % 2:
       raise ValueError(f"topology {name!r}: {gen}-N counts TensorCores (2 per chip), N must be even")
     shape = slice_shape(count // 2 if chip.cores_in_name else count, chip.torus_dims)
-  if num_slices < 1:
-    raise ValueError(f"num_slices must be >= 1, got {num_slices}")
   return Topology(chip, shape, num_slices)
 
 
@@ -133,7 +147,7 @@ def compile_only_devices(topology: Topology):
   desc = topologies.get_topology_desc(
       platform="tpu", topology_name=topology.libtpu_name,
       # megacore: one device per chip, both TensorCores of a v4/v5p chip driven as one.
-      chip_config_name="megacore" if topology.chip.cores_in_name else "default",
+      chip_config_name="megacore" if topology.compile_chip.cores_in_name else "default",
       chips_per_host_bounds=topology.chips_per_host_bounds, num_slices=topology.num_slices)
   return list(desc.devices)
 
@@ -319,19 +333,37 @@ def _matmul_flops(ins: _Instr, shapes: dict[str, str]) -> float:
       return 0.0
     contracted = math.prod(lhs[0][1][int(d)] for d in m.group(1).split(",") if d)
     return 2.0 * out_elems * contracted
-  # Convolution: each output sums kernel-input-features x window taps products. XLA writes
-  # batched matmuls as convolutions whose batch dims are windows over a dilated input
-  # (size=n, lhs_dilate=n): one real tap each, hence ceil(size / lhs_dilate).
+  # Convolution: each output sums (kernel input features) x (window taps that land on real
+  # input, not on padding or dilation holes). XLA writes batched matmuls and weight gradients
+  # as convolutions whose windows mostly cover holes or padding, so count the real taps.
   rhs = _arrays(shapes.get(ins.operands[1], ""))
-  labels = re.search(r"dim_labels=\w+_(\w+)->", ins.attrs)
-  if not rhs or not labels or "i" not in labels.group(1):
+  lhs = _arrays(shapes.get(ins.operands[0], ""))
+  labels = re.search(r"dim_labels=(\w+)_(\w+)->(\w+)", ins.attrs)
+  if not rhs or not lhs or not labels or "i" not in labels.group(2):
     return 0.0
-  in_features = rhs[0][1][labels.group(1).index("i")]
+  lhs_labels, rhs_labels, out_labels = labels.groups()
+  in_features = rhs[0][1][rhs_labels.index("i")]
   window = re.search(r"window=\{([^}]*)\}", ins.attrs)
-  size = _window_field(window.group(1), "size") if window else []
-  dilate = (_window_field(window.group(1), "lhs_dilate") if window else []) or [1] * len(size)
-  taps = math.prod(-(-w // d) for w, d in zip(size, dilate))
-  return 2.0 * out_elems * in_features * taps
+  window = window.group(1) if window else ""
+  spatial = sorted(c for c in out_labels if c.isdigit())
+  size = _window_field(window, "size") or [1] * len(spatial)
+  ones = [1] * len(size)
+  stride = _window_field(window, "stride") or ones
+  lhs_dilate = _window_field(window, "lhs_dilate") or ones
+  rhs_dilate = _window_field(window, "rhs_dilate") or ones
+  pads = re.search(r"(?:^|\s)pad=([\d_x-]+)", window)
+  pad_low = [int(p.split("_")[0]) for p in pads.group(1).split("x")] if pads else [0] * len(size)
+  per_output = in_features
+  for d, dim in enumerate(spatial):
+    n_in, n_out = lhs[0][1][lhs_labels.index(dim)], out[0][1][out_labels.index(dim)]
+    per_output *= _real_taps(n_in, n_out, size[d], stride[d], pad_low[d], lhs_dilate[d], rhs_dilate[d]) / n_out
+  return 2.0 * out_elems * per_output
+
+
+def _real_taps(n_in, n_out, window, stride, pad_low, lhs_dilate, rhs_dilate) -> int:
+  """Sum over output positions of window taps that read a real (not padded, not hole) input."""
+  q = np.arange(n_out)[:, None] * stride + np.arange(window)[None, :] * rhs_dilate - pad_low
+  return int(np.sum((q >= 0) & (q % lhs_dilate == 0) & (q // lhs_dilate < n_in)))
 
 
 def _window_field(window: str, key: str) -> list[int]:

@@ -10,7 +10,10 @@ HBM, FLOPs per step and a roofline estimate of step time and MFU. Exits with sta
 a one-line reason when the step does not fit in HBM. Topologies: v4-N and v5p-N (N counts
 TensorCores, 2 per chip), v5e-N and v6e-N (N counts chips), or an explicit shape such as
 v5p:4x4x8; with --num_slices the slices are joined over the data-centre network along
-the `data` mesh axis (else `fsdp`).
+the `data` mesh axis (else `fsdp`). GPUs (a100-N, h100-N, h200-N): XLA cannot compile for a GPU
+it cannot see, so a v5p slice with as many chips stands in; its parameter and optimizer memory,
+FLOPs and collective bytes hold for the GPUs (they depend on the mesh), the roofline uses the
+GPU's figures, and its temporaries are only indicative.
 """
 from __future__ import annotations
 
@@ -68,7 +71,11 @@ def build_mesh(config, topology, devices):
   shape = sharding_lib.mesh_shape(config.mesh, len(devices))
   axes = sharding_lib.MESH_AXES
   if topology.num_slices == 1:
-    grid = mesh_utils.create_device_mesh([shape[a] for a in axes], devices=devices)
+    sizes = [shape[a] for a in axes]
+    try:  # mesh axes along the torus's physical axes, else splitting them
+      grid = mesh_utils.create_device_mesh(sizes, devices=devices)
+    except (ValueError, NotImplementedError, AssertionError):
+      grid = mesh_utils.create_device_mesh(sizes, devices=devices, allow_split_physical_axes=True)
   else:
     across = next((a for a in ("data", "fsdp") if shape[a] % topology.num_slices == 0), None)
     if across is None:
@@ -112,7 +119,7 @@ def fit_advice(need, have, *, config_name, mesh_shape, state_bytes, topology) ->
           f"with mesh {mesh_shape}. What would help: " + "; ".join(hints) + ".")
 
 
-def compile_for(config, topology, config_name: str = "config") -> Report:
+def compile_for(config, topology, config_name: str = "config", hlo_out: str | None = None) -> Report:
   """Compiles `config`'s train step for `topology`; raises DoesNotFit with the advice line."""
   # pylint: disable=g-import-not-at-top
   import jax
@@ -137,7 +144,11 @@ def compile_for(config, topology, config_name: str = "config") -> Report:
                                    state.params, batch)
   compile_s = time.time() - start
   memory = compiled.memory_analysis()
-  cost = hardware.step_cost(compiled.as_text(), topology.num_devices)
+  hlo = compiled.as_text()
+  if hlo_out:  # the optimised per-device program, to read or to re-cost without recompiling
+    with open(hlo_out, "w") as f:
+      f.write(hlo)
+  cost = hardware.step_cost(hlo, topology.num_devices)
   report = Report(
       config_name=config_name, topology=topology, mesh_shape=dict(mesh.shape),
       num_params=sum(math.prod(x.shape) for x in jax.tree.leaves(state.params)),
@@ -166,6 +177,10 @@ def format_report(r: Report) -> str:
       f"  code          {gib(r.code_bytes)}",
       f"  total         {gib(r.total_bytes)}   of {gib(chip.hbm_bytes).strip()} HBM "
       f"({100 * r.total_bytes / chip.hbm_bytes:.1f}%)",
+  ]
+  if r.topology.stand_in:
+    lines.append(f"  (temporaries and code are the {r.topology.compile_chip.name} compiler's; a GPU's differ)")
+  lines += [
       "per step:",
       f"  FLOPs         {cost.flops:.3e} per device (compiled, with rematerialisation), "
       f"{cost.flops * r.topology.num_devices:.3e} in all{loops}",
@@ -173,7 +188,7 @@ def format_report(r: Report) -> str:
       f"  HBM traffic   {gib(cost.hbm_bytes).strip()} per device",
       f"  collectives   {gib(cost.network_bytes).strip()} sent per device",
       f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s, {chip.hbm_bandwidth / 1e9:.0f} GB/s HBM, "
-      f"{chip.ici_bandwidth / 1e9:.0f} GB/s ICI):",
+      f"{chip.ici_bandwidth / 1e9:.0f} GB/s interconnect):",
       f"  compute {1e3 * roof.compute_s:.2f} ms, HBM {1e3 * roof.memory_s:.2f} ms, "
       f"interconnect {1e3 * roof.network_s:.2f} ms",
       f"  step >= {1e3 * roof.step_s:.2f} ms ({roof.bound}-bound), MFU <= {100 * r.mfu:.1f}%",
@@ -184,8 +199,9 @@ def format_report(r: Report) -> str:
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="python -m launch.compile", usage=USAGE)
   parser.add_argument("--config", required=True, help="config file, optionally with :variant")
-  parser.add_argument("--topology", required=True, help="e.g. v5p-128, v5e-256, v6e-64, v5p:4x4x8")
+  parser.add_argument("--topology", required=True, help="e.g. v5p-128, v5e-256, v6e-64, v5p:4x4x8, h100-64")
   parser.add_argument("--num_slices", type=int, default=1, help="identical slices joined over DCN")
+  parser.add_argument("--hlo_out", default=None, help="write the compiled per-device HLO text here")
   return parser.parse_known_args(argv)
 
 
@@ -207,7 +223,7 @@ def main(argv=None) -> int:
     return 2
   try:
     config = load_config(args.config, overrides)
-    report = compile_for(config, topology, args.config)
+    report = compile_for(config, topology, args.config, args.hlo_out)
   except (ConfigError, DataMissingError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
