@@ -78,7 +78,10 @@ class Pod:
     # and all output to the log file, or ssh waits for the background job.
     # `;` rather than `&&` before the `&`: only the python process goes to the background,
     # so $! is its pid.
-    start = (f"cd {self.remote_dir} || exit 1; {exports}"
+    # A TPU admits one process: refuse while the previous run is alive.
+    busy = (f"if [ -f {PID} ] && kill -0 $(cat {PID}) 2>/dev/null; then "
+            f"echo \"$(hostname): a run is still going (pid $(cat {PID})); stop it first\" >&2; exit 1; fi; ")
+    start = (f"{busy}cd {self.remote_dir} || exit 1; {exports}"
              f"setsid nohup {train} > {LOG} 2>&1 < /dev/null & echo $! > {PID}")
     return [self.ssh(start)]
 

@@ -3,6 +3,7 @@ core.distributed makes of that environment (coordinator, process count and id)."
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
@@ -194,6 +195,8 @@ def test_tpu_pod_commands(capsys):
   assert start[:7] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "pod", "--zone=us-central2-b"]
   assert "--worker=all" in start and "--project=proj" in start
   command = start[-1].removeprefix("--command=")
+  busy, _, command = command.partition("fi; ")
+  assert busy.startswith("if [ -f ~/train.pid ] && kill -0 $(cat ~/train.pid)")
   assert command == ("cd ~/reading_list || exit 1; export FOO='a b'; export JAX_HEARTBEAT_TIMEOUT_SECONDS=40; "
                      "setsid nohup python3 -u -m launch.train " + shlex.join(TRAIN_ARGS) +
                      " > ~/train.log 2>&1 < /dev/null & echo $! > ~/train.pid")
@@ -222,18 +225,33 @@ def test_tpu_pod_worker_commands_run_in_a_shell(tmp_path):
   """The start / stop lines a worker runs, executed here by bash with HOME in a temporary folder."""
   pod = tpu_pod.Pod("pod", "z", remote_dir=ROOT, python=sys.executable)
   env = {**os.environ, "HOME": str(tmp_path)}
+  pid_file, log = tmp_path / "train.pid", tmp_path / "train.log"
 
   def remote(cmd):
-    return cmd[-1].removeprefix("--command=")
+    return ["bash", "-c", cmd[-1].removeprefix("--command=")]
 
-  subprocess.run(["bash", "-c", remote(pod.run(["--help"])[0])], env=env, check=True, timeout=60)
-  assert int((tmp_path / "train.pid").read_text()) > 0
-  log, deadline = tmp_path / "train.log", time.monotonic() + 60
-  while "usage: python -m launch.train" not in log.read_text() and time.monotonic() < deadline:
-    time.sleep(0.2)  # the job runs detached: bash returned before it finished
-  assert "usage: python -m launch.train" in log.read_text()
-  subprocess.run(["bash", "-c", remote(pod.stop()[0])], env=env, check=True, timeout=30)
-  assert not (tmp_path / "train.pid").exists()
+  subprocess.run(remote(pod.run(["--help"])[0]), env=env, check=True, timeout=60)
+  assert int(pid_file.read_text()) > 0
+  def usage_logged():
+    return log.exists() and "usage: python -m launch.train" in log.read_text()
+
+  deadline = time.monotonic() + 60
+  while not usage_logged() and time.monotonic() < deadline:
+    time.sleep(0.2)  # the job runs detached: bash returned before it even opened the log
+  assert usage_logged()
+
+  # A worker whose run is alive refuses a second one, and `stop` ends that run.
+  running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    pid_file.write_text(str(running.pid))
+    again = subprocess.run(remote(pod.run(["--help"])[0]), env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and f"still going (pid {running.pid})" in again.stderr
+    subprocess.run(remote(pod.stop()[0]), env=env, check=True, timeout=30)
+    assert running.wait(timeout=30) == -signal.SIGTERM
+    assert not pid_file.exists()
+  finally:
+    running.kill()
+    running.wait()
 
 
 def test_tpu_pod_code_archive_holds_the_repository_not_the_environment(tmp_path):
