@@ -96,6 +96,15 @@ def load_points(spec: str, overrides) -> list[dict]:
   return points
 
 
+def _flatten(tree, prefix=""):
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  out = {}
+  for k, v in tree.items():
+    out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
+  return out
+
+
 def is_finished(workdir: str, total_steps: int) -> bool:
   """Orbax renames a checkpoint to its step number only once it is complete."""
   return os.path.isdir(os.path.join(workdir, "checkpoints", str(total_steps)))
@@ -137,17 +146,37 @@ class Sweep:
     row = {"time": round(time.time(), 3), "event": event, **extra}
     if point is not None:
       row["run"] = point["name"]
-    with open(os.path.join(self.dir, "events.jsonl"), "a") as f:
-      f.write(json.dumps(row) + "\n")
+    if not self.args.dry_run:
+      with open(os.path.join(self.dir, "events.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
     text = " ".join(f"{k}={v}" for k, v in extra.items())
     print(f"[sweep] {event} {point['name'] if point else ''} {text}".rstrip(), flush=True)
 
   def finished(self, point) -> bool:
     return is_finished(self.workdir(point), point["config"].total_steps)
 
+  def check_unchanged(self, point) -> None:
+    """A point's workdir must hold the same resolved config, or results would mix."""
+    from core.config import to_json
+    from core.task import ConfigError
+    path = os.path.join(self.workdir(point), "config.json")
+    if not os.path.exists(path):
+      return
+    with open(path) as f:
+      saved = _flatten(json.load(f))
+    current = _flatten(json.loads(to_json(point["config"])))
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if changed:
+      k = changed[0]
+      raise ConfigError(
+          f"point {point['name']!r} in {self.dir} was trained with another config ({len(changed)} "
+          f"keys differ, e.g. {k}: {saved.get(k)!r} there vs {current.get(k)!r} now); use a new "
+          f"--sweep_dir, or delete {self.workdir(point)} to retrain it")
+
   def pending(self) -> list[dict]:
     out = []
     for point in self.points:
+      self.check_unchanged(point)
       if self.finished(point):
         self.log("skip_finished", point)
       else:
@@ -313,6 +342,12 @@ def main(argv=None) -> int:
       return 2
     points = [p for p in points if p["name"] in wanted]
   sweep = Sweep(args, points)
+  try:
+    for point in points:
+      sweep.check_unchanged(point)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if args.dry_run:
     for i, point in enumerate(sweep.pending()):
       print(shlex.join(sweep.command(point, i % args.parallel)))

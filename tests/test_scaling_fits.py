@@ -141,6 +141,8 @@ def test_analyze_reads_a_sweep_and_recovers_its_laws(tmp_path):
   assert abs(nd["alpha_D"] - ALPHA_D) < 4 * nd.stderr("alpha_D")
   final = np.array([r["L"] for r in runs])
   assert summary["prediction"]["actual"] == pytest.approx(list(final[-2:]))
+  # Data drawn from eq. 1.5: fitted on the six smaller runs, it predicts the two largest.
+  assert np.abs(summary["prediction L(N, D)"]["relative_error"]).max() < 0.005
   paths = analyze.plot(runs, laws, summary, str(tmp_path))
   assert all(os.path.getsize(p) > 10_000 for p in paths)
   assert "alpha_N" in analyze.report(summary)

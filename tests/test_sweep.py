@@ -15,6 +15,8 @@ from launch import sweep as sweep_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = "configs/scaling_laws.py:tiny"
+# The trainers run on one CPU device: conftest's 8 fake devices only slow their start-up.
+ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
 # Enough steps that a point trains for a few seconds after its first checkpoint.
 SHORT = ["--config.total_steps=300", "--config.checkpoint_every=100", "--config.eval_every=150",
          "--config.log_every=50", "--config.peak_flops=1e9"]
@@ -94,9 +96,10 @@ def test_bad_sweep_key_fails_before_any_run(tmp_path):
   assert not os.path.exists(tmp_path / "L1_d8")
 
 
-def test_killed_sweep_reruns_only_the_missing_points(tmp_path):
+def test_killed_sweep_reruns_only_the_missing_points(tmp_path, shakespeare_or_skip):
+  shakespeare_or_skip()
   names = ["L1_d8", "L1_d16", "L2_d16"]
-  proc = subprocess.Popen(sweep_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
+  proc = subprocess.Popen(sweep_cmd(tmp_path), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   # Kill the sweep (SIGKILL: no clean-up) once the second point has a checkpoint.
   deadline = time.time() + 240
@@ -123,7 +126,7 @@ def test_killed_sweep_reruns_only_the_missing_points(tmp_path):
   partial_log_len = len((tmp_path / names[1] / "train.log").read_bytes())
   seen = len(events(tmp_path))
 
-  subprocess.run(sweep_cmd(tmp_path), cwd=ROOT, check=True, capture_output=True)
+  subprocess.run(sweep_cmd(tmp_path), cwd=ROOT, env=ENV, check=True, capture_output=True)
   rerun = events(tmp_path)[seen:]
   assert {e["run"] for e in rerun if e["event"] == "skip_finished"} == done_before
   assert {e["run"] for e in rerun if e["event"] == "start"} == set(names) - done_before
@@ -149,3 +152,30 @@ def test_killed_sweep_reruns_only_the_missing_points(tmp_path):
     curve = [c for c in r["curve"] if c["split"] == "eval"]
     assert [c["step"] for c in curve] == [150, 300]
     assert np.isfinite([c["loss"] for c in curve]).all()
+
+
+def test_dispatch_through_the_local_pod_double_finishes_the_point(tmp_path, shakespeare_or_skip):
+  shakespeare_or_skip()
+  # launch.local runs the same jax.distributed path as a pod: 2 processes x 1 device.
+  cmd = sweep_cmd(tmp_path, "--only", "L1_d8", "--dispatch", "local", "--poll_s", "0.5",
+                  "--launcher_args", "--num_processes 2 --devices_per_process 1")
+  cmd += ["--config.total_steps=20", "--config.checkpoint_every=20", "--config.eval_every=20"]
+  subprocess.run(cmd, cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=600)
+  assert sweep_lib.is_finished(str(tmp_path / "L1_d8"), 20)
+  log = (tmp_path / "L1_d8" / "train.log").read_text()
+  assert "[p0]" in log and "[p1]" in log
+  (result,) = [json.loads(line) for line in open(tmp_path / "results.jsonl")]
+  assert result["status"] == "finished" and result["final_eval"]["step"] == 20
+
+
+def test_a_changed_config_is_refused_on_rerun(tmp_path):
+  point = sweep_lib.load_points(SPEC, [])[0]
+  workdir = tmp_path / point["name"]
+  workdir.mkdir()
+  from core.config import to_json
+  saved = json.loads(to_json(point["config"]))
+  saved["batch_size"] = 999
+  (workdir / "config.json").write_text(json.dumps(saved))
+  out = subprocess.run(sweep_cmd(tmp_path, "--dry_run"), cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 2
+  assert "trained with another config" in out.stderr and "batch_size" in out.stderr

@@ -72,6 +72,23 @@ def analyze(runs: list[dict], holdout: int = 2, min_step_fraction: float = 0.25)
                                                     np.log(n_opt), 1)[0])
   summary["frontier"] = {"C": frontier.compute.tolist(), "loss": frontier.loss.tolist(),
                          "run": [runs[i]["run"] for i in frontier.run], "fit_span": span.tolist()}
+  # The law predicts: fit on the smaller models only, predict the final loss of the largest.
+  small = runs[:-holdout]
+  nd_small = fit.fit_loss_nd(
+      np.concatenate([np.full(r["late"].sum(), r["N"]) for r in small]),
+      np.concatenate([r["D_curve"][r["late"]] for r in small]),
+      np.concatenate([r["L_curve"][r["late"]] for r in small]))
+  laws["prediction L(N, D)"] = nd_small
+  n_big = n[-holdout:]
+  d_big = np.array([r["D_curve"][-1] for r in runs[-holdout:]])
+  predicted = nd_small.predict(n_big, d_big)
+  summary["prediction L(N, D)"] = {
+      "fit_on": [r["run"] for r in small], "alpha_N": nd_small["alpha_N"],
+      "alpha_N_stderr": nd_small.stderr("alpha_N"), "alpha_D": nd_small["alpha_D"],
+      "alpha_D_stderr": nd_small.stderr("alpha_D"), "N": n_big.tolist(), "D": d_big.tolist(),
+      "actual": loss[-holdout:].tolist(), "predicted": predicted.tolist(),
+      "predicted_log_stderr": nd_small.predict_log_stderr(n_big, d_big).tolist(),
+      "relative_error": ((predicted - loss[-holdout:]) / loss[-holdout:]).tolist()}
   for floor in (False, True):
     pred = fit.holdout_prediction(n, loss, holdout, "N", floor=floor)
     key = "prediction" + (" with floor" if floor else "")
@@ -142,9 +159,15 @@ def plot(runs: list[dict], laws: dict, summary: dict, out_dir: str) -> list[str]
           label=_label(laws["L(N)"], "N"))
   ax.plot(grid, laws["L(N) with floor"].predict(grid), ":", color="tab:red", lw=2,
           label=_label(laws["L(N) with floor"], "N"))
+  d_final = runs[-1]["D_curve"][-1]
+  ax.plot(grid, laws["L(N, D)"].predict(grid, np.full_like(grid, d_final)), "-", color="tab:green",
+          lw=1, label=f"$L(N, D)$ fit at D = {d_final / 1e6:.2f} M")
   pred = summary["prediction"]
   ax.plot(pred["N"], pred["predicted"], "kx", ms=9,
-          label=f"predicted from the {len(pred['fit_on'])} smaller models")
+          label=f"$L(N)$ of the {len(pred['fit_on'])} smaller models, extrapolated")
+  pred = summary["prediction L(N, D)"]
+  ax.plot(pred["N"], pred["predicted"], "+", color="tab:green", ms=12, mew=2,
+          label=f"$L(N, D)$ of the {len(pred['fit_on'])} smaller models, extrapolated")
   ax.set(xscale="log", xlabel="Parameters (non-embedding)")
   ax.legend(fontsize=8)
   for ax in axes:
@@ -212,7 +235,7 @@ def report(fits: dict) -> str:
                f"{f['rms_log_residual']:.4f}, {f['num_points']} points)")
   if "N_opt(C) exponent" in fits:
     lines.append(f"- N_opt(C) ~ C^{fits['N_opt(C) exponent']:.2f} along the frontier")
-  for key in ("prediction", "prediction with floor"):
+  for key in ("prediction", "prediction with floor", "prediction L(N, D)"):
     p = fits[key]
     for nn_, act, pr, se, err in zip(p["N"], p["actual"], p["predicted"],
                                      p["predicted_log_stderr"], p["relative_error"]):
