@@ -1,4 +1,3 @@
 """Relation Networks (Santoro et al. 2017) and the Sort-of-CLEVR data set."""
 from papers.relation_networks.model import (ConvEncoder, MLPHead, RelationNetwork, VisualQA,
                                             cells_as_objects, relation_pairs)
-from papers.relation_networks.sort_of_clevr import Scene, scene

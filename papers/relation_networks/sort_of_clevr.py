@@ -120,3 +120,31 @@ def describe(question: np.ndarray) -> str:
       (1, 1): f"What is the shape of the object furthest from the {color} object?",
       (1, 2): f"How many objects have the shape of the {color} object?",
   }[qtype, subtype]
+
+
+def save_examples(path: str, seed: int = 0, count: int = 3, image_size: int = 75,
+                  object_size: int = 5) -> None:
+  """A PNG of `count` test scenes, each with one non-relational and one relational question."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 4.2))
+  for k, ax in enumerate(np.atleast_1d(axes)):
+    s = scene(seed, "test", k, image_size, object_size)
+    ax.imshow(s.image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    text = [f"{describe(s.questions[j])}\n-> {ANSWERS[s.answers[j]]}" for j in (0, 10)]
+    ax.set_xlabel("\n".join(text), fontsize=6.5)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description="Draw Sort-of-CLEVR test scenes with questions.")
+  parser.add_argument("--out", default="sort_of_clevr.png")
+  parser.add_argument("--image_size", type=int, default=75)
+  parser.add_argument("--object_size", type=float, default=5)
+  args = parser.parse_args()
+  save_examples(args.out, image_size=args.image_size, object_size=args.object_size)
