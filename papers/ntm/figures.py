@@ -22,7 +22,7 @@ from core.checkpoint import Checkpointer
 from core.config import load_config
 from core.metrics import read_metrics
 from core.train import Trainer
-from papers.ntm.task import copy_batch, sequence_bits
+from papers.ntm.task import copy_batch
 
 NETS = {"copy-ntm_lstm": "NTM, LSTM controller", "copy-ntm_ff": "NTM, feed-forward controller",
         "copy-lstm": "LSTM (3 x 256)"}
@@ -39,14 +39,23 @@ def restore(variant, workdir):
   return trainer.task, jax.device_get(state.params), step, config
 
 
-def learning_curves(runs, out):
-  fig, ax = plt.subplots(figsize=(6, 4))
+def smooth(values, width=10):
+  kernel = np.ones(width) / width
+  return np.convolve(np.pad(values, (width - 1, 0), mode="edge"), kernel, mode="valid")
+
+
+def learning_curves(runs, last_steps, out):
+  """Train cost (moving average of the logged batches) and held-out cost against sequences seen;
+  rows past the checkpoint the figures use (a run stopped between checkpoints) are left out."""
+  fig, ax = plt.subplots(figsize=(6.5, 4))
   for variant, workdir in runs.items():
     batch = load_config(f"configs/ntm.py:{variant}").batch_size
-    rows = read_metrics(workdir, "train")
+    rows = [r for r in read_metrics(workdir, "train") if r["step"] <= last_steps[variant]]
     seqs = np.array([r["step"] * batch for r in rows]) / 1000
-    ax.plot(seqs, [r["bits_per_sequence"] for r in rows], color=COLOURS[variant], lw=0.6, alpha=0.35)
-    evals = [r for r in read_metrics(workdir, "eval") if "bits_per_sequence" in r]
+    ax.plot(seqs, smooth(np.array([r["bits_per_sequence"] for r in rows])), color=COLOURS[variant],
+            lw=0.8, alpha=0.5)
+    evals = [r for r in read_metrics(workdir, "eval")
+             if "bits_per_sequence" in r and r["step"] <= last_steps[variant]]
     ax.plot(np.array([r["step"] * batch for r in evals]) / 1000, [r["bits_per_sequence"] for r in evals],
             "o-", color=COLOURS[variant], label=NETS[variant] + " (held out)")
   ax.set(xlabel="sequences seen (thousands)", ylabel="cost per sequence (bits)",
@@ -56,18 +65,19 @@ def learning_curves(runs, out):
   fig.savefig(os.path.join(out, "learning_curves.png"), dpi=110)
 
 
-def generalisation(models, lengths, out):
-  """Cost and wrong bits per sequence against length, on 64 held-out sequences per length."""
+def last_eval(workdir, step):
+  return [r for r in read_metrics(workdir, "eval") if r["step"] <= step][-1]
+
+
+def generalisation(runs, models, lengths, out):
+  """Cost and wrong bits per sequence against length: the task's own evaluation (64 held-out
+  sequences per length, NTMTask.evaluate) at the checkpoint the figures use."""
   fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
   table = {}
-  for variant, (task, params, _, config) in models.items():
-    costs, errors = [], []
-    for length in lengths:
-      batch = copy_batch(np.random.default_rng([config.seed, length]), 64, length, length)
-      logits, _ = task._apply(params, batch["inputs"])  # pylint: disable=protected-access
-      bits, wrong = sequence_bits(logits, batch["targets"], batch["mask"])
-      costs.append(float(np.mean(bits)))
-      errors.append(float(np.mean(wrong)))
+  for variant, workdir in runs.items():
+    row = last_eval(workdir, models[variant][2])
+    costs = [row[f"bits_per_sequence_len{n}"] for n in lengths]
+    errors = [row[f"bit_errors_per_sequence_len{n}"] for n in lengths]
     table[variant] = (costs, errors)
     for ax, values in zip(axes, (costs, errors)):
       ax.plot(lengths, values, "o-", color=COLOURS[variant], label=NETS[variant])
@@ -83,19 +93,31 @@ def generalisation(models, lengths, out):
   return table
 
 
-def copy_outputs(models, lengths, out):
+def run_examples(models, lengths):
+  """One sequence per length through every model, in one batch padded to the longest (the
+  networks are causal, so padding after a sequence does not change its outputs)."""
+  steps = 2 * max(lengths) + 1
+  rows = [copy_batch(np.random.default_rng([99, n]), 1, n, n, num_steps=steps) for n in lengths]
+  batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+  outputs = {}
+  for variant, (task, params, _, _) in models.items():
+    logits, trace = task._apply(params, batch["inputs"])  # pylint: disable=protected-access
+    outputs[variant] = (np.asarray(jax.nn.sigmoid(logits)), jax.device_get(trace))
+  return batch, outputs
+
+
+def copy_outputs(batch, outputs, lengths, out):
   """Targets and outputs for one sequence of each length, as in the paper's Figures 4-5."""
-  fig, axes = plt.subplots(len(models) + 1, len(lengths), figsize=(2.2 * len(lengths), 1.3 * (len(models) + 1)),
+  fig, axes = plt.subplots(len(outputs) + 1, len(lengths),
+                           figsize=(2.2 * len(lengths), 1.3 * (len(outputs) + 1)),
                            gridspec_kw=dict(width_ratios=lengths))
   for col, length in enumerate(lengths):
-    batch = copy_batch(np.random.default_rng([99, length]), 1, length, length)
     scored = slice(length + 1, 2 * length + 1)
-    axes[0, col].imshow(batch["targets"][0, scored].T, cmap="gray_r", aspect="auto", vmin=0, vmax=1)
+    axes[0, col].imshow(batch["targets"][col, scored].T, cmap="gray_r", aspect="auto", vmin=0, vmax=1)
     axes[0, col].set_title(f"length {length}", fontsize=9)
-    for row, (variant, (task, params, _, _)) in enumerate(models.items(), start=1):
-      logits, _ = task._apply(params, batch["inputs"])  # pylint: disable=protected-access
-      axes[row, col].imshow(jax.nn.sigmoid(logits[0, scored]).T, cmap="gray_r", aspect="auto", vmin=0, vmax=1)
-  for row, name in enumerate(["targets"] + [NETS[v] for v in models]):
+    for row, (probs, _) in enumerate(outputs.values(), start=1):
+      axes[row, col].imshow(probs[col, scored].T, cmap="gray_r", aspect="auto", vmin=0, vmax=1)
+  for row, name in enumerate(["targets"] + [NETS[v] for v in outputs]):
     axes[row, 0].set_ylabel(name.replace(", ", ",\n").replace(" (", "\n("), fontsize=7)
   for ax in axes.flat:
     ax.set_xticks([])
@@ -104,18 +126,17 @@ def copy_outputs(models, lengths, out):
   fig.savefig(os.path.join(out, "copy_outputs.png"), dpi=100)
 
 
-def weightings(variant, model, out, length=20):
+def weightings(variant, batch, outputs, lengths, out, length=20):
   """Inputs, outputs, and the write/read weightings over time, as in the paper's Figure 6."""
-  task, params, _, _ = model
-  batch = copy_batch(np.random.default_rng([7, length]), 1, length, length)
-  logits, trace = task._apply(params, batch["inputs"])  # pylint: disable=protected-access
-  steps = 2 * length + 1
-  shown = slice(0, max(32, length + 8))  # the locations in use; the rest stay unvisited
-  panels = [("inputs", batch["inputs"][0].T), ("outputs", np.asarray(jax.nn.sigmoid(logits[0])).T),
-            ("write weightings", np.asarray(trace["write_weights"][0, :steps, 0, shown]).T),
-            ("read weightings", np.asarray(trace["read_weights"][0, :steps, 0, shown]).T)]
+  probs, trace = outputs[variant]
+  row, steps = lengths.index(length), 2 * length + 1
+  shown = slice(0, length + 12)  # the locations in use; the rest stay unvisited
+  scored = batch["mask"][row, :steps, None]
+  panels = [("inputs", batch["inputs"][row, :steps].T), ("outputs", (probs[row, :steps] * scored).T),
+            ("write weightings", trace["write_weights"][row, :steps, 0, shown].T),
+            ("read weightings", trace["read_weights"][row, :steps, 0, shown].T)]
   fig, axes = plt.subplots(2, 2, figsize=(8, 5.5), gridspec_kw=dict(height_ratios=[1, 3]))
-  for ax, (title, image) in zip(axes.T.flat, panels):
+  for ax, (title, image) in zip(axes.flat, panels):
     ax.imshow(image, cmap="gray_r", aspect="auto", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("time")
@@ -131,14 +152,15 @@ def main():
   parser.add_argument("--out", default="papers/ntm")
   args = parser.parse_args()
   runs = {v: os.path.join(args.runs, v) for v in NETS if os.path.isdir(os.path.join(args.runs, v))}
-  learning_curves(runs, args.out)
   models = {v: restore(v, w) for v, w in runs.items()}
+  learning_curves(runs, {v: m[2] for v, m in models.items()}, args.out)
   lengths = [10, 20, 30, 50, 120]
-  table = generalisation(models, lengths, args.out)
-  copy_outputs(models, lengths, args.out)
+  table = generalisation(runs, models, lengths, args.out)
+  batch, outputs = run_examples(models, lengths)
+  copy_outputs(batch, outputs, lengths, args.out)
   for variant in models:
     if "ntm" in variant:
-      weightings(variant, models[variant], args.out)
+      weightings(variant, batch, outputs, lengths, args.out)
   print("| network | steps | sequences | " + " | ".join(f"bits L={n}" for n in lengths) + " | "
         + " | ".join(f"wrong bits L={n}" for n in lengths) + " |")
   for variant, (costs, errors) in table.items():
