@@ -35,14 +35,15 @@ CHIPS = {
     # per chip of 45 GB/s each way (jax-ml.github.io/scaling-book, "How to think about TPUs").
     "v4": Chip("v4", "tpu", 275e12, 32 * GiB, 1200e9, 6 * 2 * 45e9, "TPU v4", True, 3),
     # cloud.google.com/tpu/docs/v5e: 197 TFLOP/s bf16, 16 GB HBM2 at 819 GB/s,
-    # inter-chip interconnect 1600 Gbps (= 200 GB/s).
-    "v5e": Chip("v5e", "tpu", 197e12, 16e9, 819e9, 1600e9 / 8, "TPU v5 lite", False, 2),
+    # inter-chip interconnect 1600 Gbps (= 200 GB/s). HBM sizes are GiB: XLA's compile-only
+    # v5e reports 15.75 GiB usable of 16.
+    "v5e": Chip("v5e", "tpu", 197e12, 16 * GiB, 819e9, 1600e9 / 8, "TPU v5 lite", False, 2),
     # cloud.google.com/tpu/docs/v5p: 459 TFLOP/s bf16, 95 GiB HBM2e at 2765 GB/s,
     # bidirectional ICI 1200 GB/s per chip.
     "v5p": Chip("v5p", "tpu", 459e12, 95 * GiB, 2765e9, 1200e9, "TPU v5", True, 3),
     # cloud.google.com/tpu/docs/v6e: 918 TFLOP/s bf16, 32 GB HBM at 1640 GB/s,
     # bidirectional ICI 800 GB/s per chip.
-    "v6e": Chip("v6e", "tpu", 918e12, 32e9, 1640e9, 800e9, "TPU v6 lite", False, 2),
+    "v6e": Chip("v6e", "tpu", 918e12, 32 * GiB, 1640e9, 800e9, "TPU v6 lite", False, 2),
     # NVIDIA A100 datasheet (SXM 80GB): 312 TFLOP/s dense bf16, 2039 GB/s HBM2e, NVLink 600 GB/s.
     "a100": Chip("a100", "gpu", 312e12, 80e9, 2039e9, 600e9),
     # NVIDIA H100 datasheet (SXM): 989 TFLOP/s dense bf16 (1979 with sparsity), 80 GB HBM3 at
@@ -79,6 +80,13 @@ class Topology:
   @property
   def libtpu_name(self) -> str:
     return f"{self.compile_chip.name}:{'x'.join(map(str, self.shape))}"
+
+  @property
+  def accelerator_type(self) -> str:
+    """Cloud TPU's name for one slice, e.g. v5p-128, v5litepod-256."""
+    chip = self.compile_chip
+    count = self.chips_per_slice * (2 if chip.cores_in_name else 1)
+    return f"{'v5litepod' if chip.name == 'v5e' else chip.name}-{count}"
 
   @property
   def chips_per_host_bounds(self) -> tuple[int, int, int]:

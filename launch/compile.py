@@ -111,7 +111,7 @@ def fit_advice(need, have, *, config_name, mesh_shape, state_bytes, topology) ->
                  f"optimizer state ({state_bytes / 2**30:.2f} GiB per device now)")
   hints.append(f"a larger mesh.tensor (now {mesh_shape['tensor']}) divides each layer's weights and activations")
   if mesh_shape["stage"] == 1:
-    hints.append("mesh.stage with model.num_stages splits the layers into pipeline stages")
+    hints.append("mesh.stage (with pipeline.microbatches) splits a pipelined model's layers into stages")
   hints.append(f"a smaller batch_size or more data/fsdp shards shrink the activations "
                f"({max(other, 0) / 2**30:.2f} GiB per device now)")
   return (f"{config_name} does not fit {topology}: it needs {need / 2**30:.2f} GiB per device, "
@@ -189,9 +189,9 @@ def format_report(r: Report) -> str:
       f"  collectives   {gib(cost.network_bytes).strip()} sent per device",
       f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s, {chip.hbm_bandwidth / 1e9:.0f} GB/s HBM, "
       f"{chip.ici_bandwidth / 1e9:.0f} GB/s interconnect):",
-      f"  compute {1e3 * roof.compute_s:.2f} ms, HBM {1e3 * roof.memory_s:.2f} ms, "
-      f"interconnect {1e3 * roof.network_s:.2f} ms",
-      f"  step >= {1e3 * roof.step_s:.2f} ms ({roof.bound}-bound), MFU <= {100 * r.mfu:.1f}%",
+      f"  compute {1e3 * roof.compute_s:.3f} ms, HBM {1e3 * roof.memory_s:.3f} ms, "
+      f"interconnect {1e3 * roof.network_s:.3f} ms",
+      f"  step >= {1e3 * roof.step_s:.3f} ms ({roof.bound}-bound), MFU <= {100 * r.mfu:.1f}%",
   ]
   return "\n".join(lines)
 
@@ -218,6 +218,10 @@ def main(argv=None) -> int:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  # Without a TPU host to ask, libtpu logs a page of warnings unless told what it runs on.
+  os.environ.setdefault("TPU_ACCELERATOR_TYPE", topology.accelerator_type)
+  os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+  os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
   if not hardware.libtpu_installed():
     print('error: compiling for a TPU needs libtpu: pip install -e ".[aot]"', file=sys.stderr)
     return 2
