@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
-import logging
 import os
 import sys
 import threading
@@ -37,7 +36,7 @@ ENV_STEP_TIMEOUT = "JAX_STEP_TIMEOUT_SECONDS"
 
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60
 DEFAULT_INIT_TIMEOUT_S = 300
-DEFAULT_STEP_TIMEOUT_S = 1800  # multi-process runs only; covers compilation and checkpoint saves
+DEFAULT_STEP_TIMEOUT_S = 1800  # multi-process runs only; room for an eval and a checkpoint save
 EXIT_STALLED = 75
 
 _started: "ProcessSpec | None" = None
@@ -139,8 +138,9 @@ def initialize(coordinator: str | None = None,
   # It is harmless on TPU/GPU, where only the (idle) host backend uses it.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   ids = local_device_ids if local_device_ids is not None else spec.local_device_ids
-  logging.info("jax.distributed: process %d of %d, coordinator %s (from %s), heartbeat timeout %d s",
-               spec.process_id, spec.num_processes, spec.coordinator, spec.source, heartbeat_timeout_s)
+  # One line per process: on a pod, each host's log then says where it sits in the job.
+  print(f"jax.distributed: process {spec.process_id} of {spec.num_processes}, coordinator "
+        f"{spec.coordinator} (from {spec.source}), heartbeat timeout {heartbeat_timeout_s} s", flush=True)
   try:
     jax.distributed.initialize(
         coordinator_address=spec.coordinator,
@@ -163,9 +163,23 @@ def initialize(coordinator: str | None = None,
   return _started
 
 
-def is_coordinator() -> bool:
-  """True on the process that writes metrics, logs and config (process 0)."""
-  return jax.process_index() == 0
+_barriers = 0
+
+
+def barrier(name: str, timeout_s: float = DEFAULT_STEP_TIMEOUT_S) -> None:
+  """Waits until every process gets here; nothing for one process.
+
+  It goes through the coordination service, not a device collective: on CPU, the first gloo
+  collective of a device group gives late peers only 30 s to join ("Gloo context
+  initialization failed: ... GetKeyValue() timed out"), less than processes can drift apart
+  while compiling (one hits the compilation cache, another compiles).
+  """
+  global _barriers
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed as jax_distributed  # the client jax.distributed started
+  _barriers += 1
+  jax_distributed.global_state.client.wait_at_barrier(f"{name}:{_barriers}", int(timeout_s * 1000))
 
 
 class StepWatchdog:

@@ -238,6 +238,8 @@ def train(config, workdir: str) -> dict:
     meta = {"signature": signature, "task": config.task}
     last_good = latest
     train_metrics, eval_metrics, pending = {}, {}, None
+    # Start the first step together: processes drift apart while compiling.
+    distributed.barrier("train_loop")
     # Ends the run if a peer process is alive but stuck (heartbeats only catch dead ones).
     watchdog = distributed.step_watchdog()
     for step in range(start, config.total_steps):
