@@ -8,12 +8,14 @@ Variants (after ':'):
               g 4x2000, f 2000/1000/500/100 + linear, Adam 1e-4, batch 64
   mlp_paper   the paper's CNN+MLP baseline: the same CNN and an MLP of the same layers and units
 
-Command (2-core CPU):
+Command (2-core CPU, run together: RN 26.5 min, MLP 13.5 min on a busy shared machine):
   python -m launch.train --config configs/relation_networks.py:rn --workdir runs/rn_rn
   python -m launch.train --config configs/relation_networks.py:mlp --workdir runs/rn_mlp
 
-Expected result: see papers/relation_networks/README.md (the paper: CNN+RN above 94% on both
-relational and non-relational questions; CNN+MLP similar on non-relational, 63% relational).
+Expected result at step 8000 (test, 4,000 questions): CNN+RN 69.2% relational / 57.6%
+non-relational; CNN+MLP 43.7% / 51.8%, i.e. still at the question-type prior (43.75% / 50%).
+The paper, at full scale: CNN+RN above 94% on both; CNN+MLP 63% relational. See
+papers/relation_networks/README.md.
 """
 from configs.common import base_config
 
