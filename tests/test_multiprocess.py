@@ -5,7 +5,8 @@ The reference is an unsharded-by-process run: the same config trained in this te
   1. 2 processes x 4 devices give the same losses and parameters;
   2. a checkpoint written by 2 x 4 continues on 1 x 8 and on 1 x 4 (mesh data=2, fsdp=2);
   3. SIGKILL of one process stops the other within a bounded time, with jax's message,
-     and re-launching resumes from the last complete checkpoint.
+     and re-launching resumes from the last complete checkpoint;
+  4. core.distributed.barrier lets a process that is 40 s late join the first collective.
 """
 import fcntl
 import os
@@ -197,3 +198,39 @@ def test_lost_process_stops_the_other_and_relaunch_resumes(reference, cache_dir,
   compared = [s for s in (latest + 1, latest + 2) if s in expected]
   assert compared, f"no reference for steps {latest + 1}, {latest + 2}"
   np.testing.assert_allclose([got[s] for s in compared], [expected[s] for s in compared], rtol=RTOL)
+
+
+LATE_PEER = """
+import sys, time
+import numpy as np
+from core import distributed
+spec = distributed.initialize()
+import jax, jax.numpy as jnp
+mesh = jax.make_mesh((8,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
+rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("d"))
+total = jax.jit(jnp.sum, out_shardings=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+x = jax.make_array_from_process_local_data(rows, np.full((4,), spec.process_id + 1.0, np.float32))
+if spec.process_id == 1:
+  time.sleep(40)  # e.g. compiling while process 0 found its program in the cache
+if sys.argv[1] == "barrier":
+  distributed.barrier("first_step")
+print("sum", float(total(x)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["barrier", "no_barrier"])
+def test_barrier_lets_a_late_process_join_its_first_collective(mode, tmp_path):
+  """Without the barrier, gloo gives up on the late process after 30 s; with it, both agree."""
+  workers = local.local_workers(2, 4, [], local.free_port(), heartbeat_timeout_s=HEARTBEAT_S,
+                                base_xla_flags=os.environ.get("XLA_FLAGS", ""))
+  for w in workers:
+    w.argv = [w.argv[0], "-c", LATE_PEER, mode]
+  outcome = local.supervise(local.start(workers, log_dir=str(tmp_path), echo=False, cwd=ROOT),
+                            grace_s=60, timeout_s=300)
+  logs = [(tmp_path / f"process_{i}.log").read_text() for i in range(2)]
+  if mode == "barrier":
+    assert outcome.exit_code == 0, logs[0][-2000:]
+    assert all("sum 12.0" in log for log in logs)  # 4 x 1 + 4 x 2
+  else:
+    assert outcome.exit_code != 0
+    assert "Gloo context initialization failed" in logs[0]
