@@ -2,6 +2,7 @@
 
     python -m launch.tpu_pod --name my-pod --zone us-central2-b create --accelerator v4-32 --runtime tpu-ubuntu2204-base
     python -m launch.tpu_pod --name my-pod --zone us-central2-b setup
+    python -m launch.tpu_pod --name my-pod --zone us-central2-b exec -- python3 -m core.datasets shakespeare
     python -m launch.tpu_pod --name my-pod --zone us-central2-b run --follow -- \
         --config configs/transformer_lm.py --workdir gs://BUCKET/runs/lm
     python -m launch.tpu_pod --name my-pod --zone us-central2-b logs --worker 3
@@ -85,6 +86,10 @@ class Pod:
              f"setsid nohup {train} > {LOG} 2>&1 < /dev/null & echo $! > {PID}")
     return [self.ssh(start)]
 
+  def exec(self, command: Sequence[str]) -> list[Command]:
+    """Any command, in the code folder of every worker (e.g. fetching a data set)."""
+    return [self.ssh(f"cd {self.remote_dir} && {shlex.join(command)}")]
+
   def logs(self, worker: str = "0", follow: bool = True) -> list[Command]:
     return [self.ssh(f"tail -n 200 {'-F ' if follow else ''}{LOG}", worker=worker)]
 
@@ -135,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   r.add_argument("--env", action="append", default=[], help="KEY=VALUE for every worker (repeatable)")
   r.add_argument("--heartbeat_timeout_s", type=int, default=None)
   r.add_argument("--follow", action="store_true", help="then stream worker 0's log")
+  sub.add_parser("exec", help="run the command after '--' in the code folder of every worker")
   lg = sub.add_parser("logs")
   lg.add_argument("--worker", default="0", help="a worker number, or 'all'")
   lg.add_argument("--no_follow", action="store_true")
@@ -158,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = pod.run(train_args, env)
     if args.follow:
       commands += pod.logs("0")
+  elif args.action == "exec":
+    if not train_args:
+      ap.error("give the command after '--'")
+    commands = pod.exec(train_args)
   elif args.action == "logs":
     commands = pod.logs(args.worker, follow=not args.no_follow)
   elif args.action == "stop":

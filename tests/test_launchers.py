@@ -217,6 +217,11 @@ def test_tpu_pod_commands(capsys):
                               "--zone=us-central2-b", "--accelerator-type=v5litepod-256",
                               "--runtime-version=v2-alpha-tpuv5-lite", "--node-count=4", "--node-prefix=pod",
                               "--project=proj"]
+  out = printed(tpu_pod, [*base, "--multislice", "--dry-run", "exec", "--", "python3", "-m", "core.datasets",
+                          "shakespeare"], capsys)
+  argv = shlex.split(out)
+  assert {"--worker=all", "--node=all"} <= set(argv)
+  assert argv[-1] == "--command=cd ~/reading_list && python3 -m core.datasets shakespeare"
   out = printed(tpu_pod, [*base, "--dry-run", "stop"], capsys)
   assert "--worker=all" in shlex.split(out)
 
