@@ -14,7 +14,7 @@ program that training runs. Reported per configuration:
               GPipe computes every stage on every tick, so this tracks (M+K-1)/M
               (x 4/3 with re-materialisation, which recomputes the forward pass)
   memory      per-device peak from XLA memory analysis (arguments + outputs + temporaries)
-  step time   median wall time of a step on fake CPU devices: they share the host's
+  step time   median wall time of two steps on fake CPU devices: they share the host's
               cores, so this shows the schedule's overheads, not a pipelining speed-up
 """
 from __future__ import annotations
@@ -49,8 +49,8 @@ def _cost(compiled):
   return float(cost["flops"]), peak, mem.temp_size_in_bytes
 
 
-def _time(fn, *args, repeats=3):
-  jax.block_until_ready(fn(*args))
+def _time(fn, *args, repeats=2):
+  """Median of `repeats` runs of an AOT-compiled step (nothing left to compile)."""
   times = []
   for _ in range(repeats):
     start = time.perf_counter()

@@ -25,10 +25,9 @@ def _conv(channels, axes, dtype, zero=False, name=None, strides=1):
                  kernel_init=_part(init, (None, None) + axes), name=name)
 
 
-def _norm(groups, dtype, zero=False, name=None):
+def _norm(groups, dtype, name=None):
   return nn.GroupNorm(num_groups=groups, dtype=dtype, name=name,
-                      scale_init=_part(nn.initializers.zeros if zero else nn.initializers.ones,
-                                       ("embed",)),
+                      scale_init=_part(nn.initializers.ones, ("embed",)),
                       bias_init=_part(nn.initializers.zeros, ("embed",)))
 
 
@@ -42,10 +41,10 @@ class ResidualBlock(nn.Module):
   def __call__(self, x):
     h = nn.relu(_norm(self.groups, self.dtype, name="norm1")(x))
     h = _conv(self.channels, ("embed", "mlp"), self.dtype, name="conv1")(h)
-    # zero-initialised last norm scale: each block starts as the identity, so a
-    # deep stack trains from the first step (Goyal et al. 2017).
-    h = nn.relu(_norm(self.groups, self.dtype, zero=True, name="norm2")(h))
-    h = _conv(self.channels, ("mlp", "embed"), self.dtype, name="conv2")(h)
+    h = nn.relu(_norm(self.groups, self.dtype, name="norm2")(h))
+    # zero-initialised last conv: each block starts as the identity, so a deep
+    # stack trains from the first step (as Goyal et al. 2017 do with BN scales).
+    h = _conv(self.channels, ("mlp", "embed"), self.dtype, zero=True, name="conv2")(h)
     return x + h
 
 
