@@ -130,7 +130,6 @@ class VisualQA(nn.Module):
     heads = {"rn": RelationNetwork, "mlp": MLPHead}
     if self.head not in heads:
       raise ValueError(f"head must be one of {sorted(heads)}, got {self.head!r}")
-    logits = heads[self.head](self.num_answers, self.g_units, self.f_units, self.dtype,
-                                     name=self.head)(
-        objects, questions)
-    return logits.astype(jnp.float32)
+    head = heads[self.head](self.num_answers, self.g_units, self.f_units, self.dtype,
+                            name=self.head)
+    return head(objects, questions).astype(jnp.float32)
