@@ -396,6 +396,27 @@ def _constant_value(ins: _Instr) -> float:
   return float(ins.operands[0]) if ins.operands else 0.0
 
 
+def _traffic(ins: _Instr, shapes: dict[str, str], comps: dict[str, list[_Instr]]) -> float:
+  """HBM bytes an unfused op reads and writes. A dynamic-update-slice updates its buffer in
+  place and a dynamic-slice reads only the slice: count those, not the whole buffer (a loop
+  carrying a [layers, ...] buffer would otherwise move all of it every iteration)."""
+  operand_bytes = [shape_bytes(shapes.get(o, "")) for o in ins.operands]
+  root = ins.opcode
+  if ins.opcode == "fusion":
+    called = re.search(r"calls=%?([\w.\-]+)", ins.attrs)
+    body = comps.get(called.group(1), []) if called else []
+    by_name = {i.name: i for i in body}
+    node = body[-1] if body else None
+    while node is not None and node.opcode == "bitcast" and node.operands:  # see through bitcasts
+      node = by_name.get(node.operands[0])
+    root = node.opcode if node is not None else root
+  if root == "dynamic-update-slice":
+    return 2 * sum(b for o, b in zip(ins.operands, operand_bytes) if shapes.get(o) != ins.shape)
+  if root == "dynamic-slice":
+    return 2 * shape_bytes(ins.shape)
+  return shape_bytes(ins.shape) + sum(operand_bytes)
+
+
 def step_cost(hlo_text: str, num_devices: int) -> StepCost:
   """Per-device FLOPs, HBM bytes and collective bytes of a compiled (SPMD-partitioned) module."""
   comps, entry = _computations(hlo_text)
@@ -418,7 +439,7 @@ def step_cost(hlo_text: str, num_devices: int) -> StepCost:
       if op.removesuffix("-start") in _COLLECTIVES:
         total.network_bytes += _network_bytes(ins, shapes, num_devices)
       elif op not in _FREE and not op.endswith("-done"):
-        total.hbm_bytes += shape_bytes(ins.shape) + sum(shape_bytes(shapes.get(o, "")) for o in ins.operands)
+        total.hbm_bytes += _traffic(ins, shapes, comps)
       if op == "fusion":                           # inside a fusion: FLOPs only, no HBM traffic
         for c in targets.get("calls", []):
           total.add(cost_of(c), with_bytes=False)
@@ -446,7 +467,7 @@ def jaxpr_flops(fn, *args) -> float:
   """Matmul/convolution FLOPs of one call of `fn(*args)` (args may be ShapeDtypeStructs).
 
   Counted on the jaxpr, before any compiler pass: scans count `length` times, a cond its
-  costliest branch, a while loop once. Model FLOPs of a training step are 3x those of the
+  costliest branch, a shard_map body once per device along its manual axes, a while loop once. Model FLOPs of a training step are 3x those of the
   forward pass (the backward pass does two matmuls per forward matmul), without
   rematerialisation, which is how MFU is usually defined.
   """
@@ -479,6 +500,9 @@ def _jaxpr_flops(jaxpr) -> float:
     sub_flops = [_jaxpr_flops(s) for s in subs]
     if name == "scan":
       total += eqn.params["length"] * sum(sub_flops)
+    elif name == "shard_map":  # the body sees one shard: every device along the manual axes runs it
+      mesh, manual = eqn.params["mesh"], eqn.params.get("newly_manual_axes", ())
+      total += math.prod(mesh.shape[a] for a in manual) * sum(sub_flops)
     elif name == "cond":
       total += max(sub_flops)
     else:

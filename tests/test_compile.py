@@ -132,6 +132,14 @@ def test_flops_of_batched_einsums_and_their_gradients():
   assert hardware.jaxpr_flops(jax.grad(loss), w, x) == expected * 4
 
 
+def test_jaxpr_flops_of_a_shard_map_count_every_shard():
+  mesh = jax.make_mesh((4,), ("stage",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices("cpu")[:4])
+  per_shard = jax.shard_map(lambda a, b: a @ b, mesh=mesh, in_specs=(P("stage"), P()), out_specs=P("stage"))
+  a, b = jax.ShapeDtypeStruct((64, 32), jnp.float32), jax.ShapeDtypeStruct((32, 16), jnp.float32)
+  assert hardware.jaxpr_flops(per_shard, a, b) == 2 * 64 * 32 * 16
+
+
 def test_elementwise_traffic_is_one_read_and_one_write():
   mesh = _mesh("v5e-8", (8,), ("data",))
   n = 8 * 2**20
