@@ -188,7 +188,7 @@ BIG_LAYERS = ["--config.model.num_encoder_layers=1", "--config.model.num_decoder
 
 def test_transformer_big_on_v5p_64_chips():
   """The paper's big widths (d_model 1024, d_ff 4096, 16 heads; 1+1 of its 6+6 layers, to keep
-  the test short; the full depth is in docs/compile.md) compile for a 64-chip v5p slice with
+  the test short; the full depth is in the README) compile for a 64-chip v5p slice with
   data, fsdp and tensor meshes. Parameters + Adam's two moments (f32) per device shrink as
   fsdp x tensor grows; the compiled arguments are at least that, and more where a shard's minor
   dimension (head_dim 64) is padded to the TPU's 128-lane tiles."""
