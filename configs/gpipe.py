@@ -2,6 +2,7 @@
 
 Default (synthetic images, no download; 8 blocks, 16 channels, 300 steps of batch 32):
   python -m launch.train --config configs/gpipe.py --workdir runs/gpipe
+  expected: eval accuracy 0.488, loss 1.518 at step 300 (chance 0.1; measured 2026-11-26, 2-core CPU)
 Pipelined on 8 fake CPU devices (data 2 x stage 4, 8 micro-batches), same numbers:
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m launch.train --config configs/gpipe.py \
     --workdir runs/gpipe_k4 --config.mesh.data=2 --config.mesh.stage=4 --config.pipeline.microbatches=8
