@@ -170,6 +170,15 @@ class Trainer:
       flops = float((cost or {}).get("flops", 0.0))
     return compiled, flops
 
+  def run_steps(self, state, steps):
+    """Applies the train steps numbered `steps`, in order; returns the state and each step's metrics."""
+    history = []
+    with self.context():
+      for step in steps:
+        state, metrics = self.train_step(state, self.global_batch(step))
+        history.append(jax.device_get(metrics))
+    return state, history
+
   # ---- data ---------------------------------------------------------------
   def global_batch(self, step: int):
     """This process's slice of the step's batch, assembled into global arrays."""

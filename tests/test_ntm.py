@@ -282,14 +282,9 @@ def test_data_parallel_training_equals_one_device():
     c = _tiny_config()
     c.mesh.data = data
     trainer = Trainer(c, devices=devices)
-    state = trainer.init_state()
-    losses = []
-    for step in range(3):
-      with trainer.context():
-        state, metrics = trainer.train_step(state, trainer.global_batch(step))
-      losses.append(float(metrics["loss"]))
-      assert np.isfinite(float(metrics["grad_norm"]))
-    return losses, jax.device_get(state.params), trainer
+    state, history = trainer.run_steps(trainer.init_state(), range(3))
+    assert all(np.isfinite(m["grad_norm"]) for m in history)
+    return [float(m["loss"]) for m in history], jax.device_get(state.params), trainer
 
   one_losses, one_params, _ = run(jax.devices()[:1], 1)
   many_losses, many_params, trainer = run(jax.devices(), 8)

@@ -159,11 +159,8 @@ def test_data_parallel_training_on_8_devices_equals_one_device(head="rn"):
   for devices in (jax.devices()[:1], jax.devices()[:8]):
     trainer = Trainer(tiny_config(head), devices=devices)
     assert trainer.mesh.shape["data"] == len(devices)
-    state = trainer.init_state()
-    with trainer.context():
-      for step in range(3):
-        state, metrics = trainer.train_step(state, trainer.global_batch(step))
-    results.append((jax.device_get(state.params), float(metrics["loss"])))
+    state, history = trainer.run_steps(trainer.init_state(), range(3))
+    results.append((jax.device_get(state.params), float(history[-1]["loss"])))
   (params_1, loss_1), (params_8, loss_8) = results
   assert loss_1 == pytest.approx(loss_8, rel=1e-5)
   initial = jax.device_get(Trainer(tiny_config(head), devices=jax.devices()[:1]).init_state().params)

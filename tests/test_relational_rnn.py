@@ -246,11 +246,8 @@ def test_sharded_training_equals_one_device(core, mesh, check_eval):
     cfg = c.copy_and_resolve_references()
     cfg.mesh.update(mesh_shape)
     trainer = Trainer(cfg, devices=devices)
-    state, losses = trainer.init_state(), []
-    for step in range(2):
-      with trainer.context():
-        state, metrics = trainer.train_step(state, trainer.global_batch(step))
-      losses.append(float(metrics["loss"]))
+    state, history = trainer.run_steps(trainer.init_state(), range(2))
+    losses = [float(m["loss"]) for m in history]
     evaluated = trainer.evaluate(state.params, 2) if check_eval else None
     return losses, jax.device_get(state.params), evaluated
 

@@ -138,9 +138,7 @@ def test_gradient_accumulation_equals_full_batch():
     c.optimizer.grad_accum_steps = accum
     c.optimizer.learning_rate = 0.1
     trainer = Trainer(c, devices=jax.devices()[:1])
-    state = trainer.init_state()
-    with trainer.context():
-      state, metrics = trainer.train_step(state, trainer.global_batch(0))
+    state, (metrics,) = trainer.run_steps(trainer.init_state(), [0])
     return jax.device_get(state.params), float(metrics["loss"])
 
   p1, loss1 = step(1)
@@ -156,8 +154,7 @@ def test_clipping_from_config():
   trainer = Trainer(c, devices=jax.devices()[:1])
   state = trainer.init_state()
   before = jax.device_get(state.params)
-  with trainer.context():
-    state, _ = trainer.train_step(state, trainer.global_batch(0))
+  state, _ = trainer.run_steps(state, [0])
   delta = optax.global_norm(jax.tree.map(lambda a, b: a - b, jax.device_get(state.params), before))
   assert float(delta) == pytest.approx(1e-3, rel=1e-4)
 

@@ -134,13 +134,8 @@ def test_sharded_step_equals_unsharded(config_module, overrides, shakespeare_or_
     cfg = c.copy_and_resolve_references()
     cfg.mesh.update(mesh)
     trainer = Trainer(cfg, devices=devices)
-    state = trainer.init_state()
-    losses = []
-    for step in range(3):
-      with trainer.context():
-        state, metrics = trainer.train_step(state, trainer.global_batch(step))
-      losses.append(float(metrics["loss"]))
-    return losses, jax.device_get(state.params)
+    state, history = trainer.run_steps(trainer.init_state(), range(3))
+    return [float(m["loss"]) for m in history], jax.device_get(state.params)
 
   one_losses, one_params = run(dict(data=1, fsdp=1, tensor=1, stage=1), jax.devices()[:1])
   many_losses, many_params = run(dict(data=2, fsdp=2, tensor=2, stage=1), jax.devices())
