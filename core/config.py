@@ -59,10 +59,11 @@ def _parse_value(text: str, current: Any) -> Any:
     return int(text)
   if isinstance(current, float):
     return float(text)
-  if isinstance(current, str) or current is None:
+  if isinstance(current, str):
+    return text
+  if current is None:
     try:
-      value = ast.literal_eval(text)
-      return value if current is None else text
+      return ast.literal_eval(text)
     except (ValueError, SyntaxError):
       return text
   if isinstance(current, (tuple, list)):
