@@ -79,14 +79,16 @@ def get_config(arg=None):
   else:
     raise ValueError(f"unknown variant {arg!r}; use cpu, tiny or pod")
   c.model.max_len = max(c.model.max_len, c.data.seq_len)
-  set_size(c, layers, d, heads)
+  c.model.num_layers, c.model.d_model, c.model.num_heads = layers, d, heads
+  c.model.d_ff = c.model.get_ref("d_model") * 4   # follows --config.model.d_model
+  c.optimizer.learning_rate = None                 # derived from the size (derive), unless given
   return c
 
 
-def set_size(c, layers: int, d_model: int, heads: int) -> None:
-  c.model.num_layers, c.model.d_model, c.model.num_heads = layers, d_model, heads
-  c.model.d_ff = 4 * d_model
-  c.optimizer.learning_rate = kaplan_learning_rate(layers, d_model, c.lr_scale)
+def derive(c) -> None:
+  """After the command-line overrides: the learning rate of the final model size."""
+  if c.optimizer.learning_rate is None:
+    c.optimizer.learning_rate = kaplan_learning_rate(c.model.num_layers, c.model.d_model, c.lr_scale)
 
 
 def sweep(arg=None):

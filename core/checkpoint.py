@@ -11,6 +11,7 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from core.task import ConfigError
 
@@ -37,8 +38,11 @@ def describe_mismatch(saved: dict, current: dict) -> str:
 
 class Checkpointer:
 
-  def __init__(self, workdir: str, keep: int = 3, async_save: bool = True):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+  def __init__(self, workdir, keep: int = 3, async_save: bool = True):
+    workdir = os.fspath(workdir)
+    if "://" not in workdir:
+      workdir = os.path.abspath(workdir)
+    self.directory = epath.Path(workdir) / "checkpoints"
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
     self.manager = ocp.CheckpointManager(self.directory, options=options)

@@ -3,6 +3,13 @@
 `load_config("configs/x.py:variant", ["--config.a.b=3"])` imports the file,
 calls `get_config("variant")`, applies the overrides with the type of the
 existing field, and refuses unknown keys with a one-line error.
+
+Derived values are derived, not copied, so they follow the overrides: a field that is a
+plain function of others is an ml_collections reference
+(`c.optimizer.noam_d_model = c.model.get_ref("d_model")`); anything else (say, a
+learning rate from a model-size formula) is computed by an optional `derive(config)` in
+the config file, called after the overrides, which fills fields left at None so that an
+explicit override still wins.
 """
 from __future__ import annotations
 
@@ -43,6 +50,8 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     raise ConfigError(f"config {spec!r}: {e}") from None
   config = ml_collections.ConfigDict(config)
   apply_overrides(config, overrides)
+  if hasattr(module, "derive"):
+    module.derive(config)
   config.lock()
   return config
 

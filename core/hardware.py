@@ -508,3 +508,48 @@ def _jaxpr_flops(jaxpr) -> float:
     else:
       total += sum(sub_flops)
   return total
+
+
+# ---- the peak that MFU divides by ----------------------------------------------------------
+
+_GPU_NAMES = {"a100": "A100", "h100": "H100", "h200": "H200"}
+
+
+def chip_of(device) -> Chip | None:
+  """The CHIPS entry of a jax device (from its device_kind), or None (e.g. a CPU)."""
+  kind = getattr(device, "device_kind", "")
+  for chip in CHIPS.values():
+    if chip.kind == "tpu" and kind == chip.device_kind:
+      return chip
+    if chip.kind == "gpu" and _GPU_NAMES[chip.name] in kind.upper():
+      return chip
+  return None
+
+
+def measured_matmul_flops(n: int = 1024, repeats: int = 5) -> float:
+  """FLOP/s of a float32 n x n matmul on the first device, best of `repeats`."""
+  import time  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  x = jax.numpy.ones((n, n), jax.numpy.float32)
+  f = jax.jit(lambda a: a @ a)
+  f(x).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(x).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n ** 3 / best
+
+
+def peak_flops(device, configured: float = 0.0) -> tuple[float, str]:
+  """(peak FLOP/s of one device, where the figure comes from), the denominator of MFU.
+
+  `configured` (config.peak_flops) wins; else the datasheet's dense bf16 peak of a known
+  TPU or GPU; else (CPUs, unknown chips) a float32 matmul measured now.
+  """
+  if configured > 0:
+    return configured, "config.peak_flops"
+  chip = chip_of(device)
+  if chip is not None:
+    return chip.peak_flops, f"{chip.name} bf16 datasheet peak"
+  return measured_matmul_flops(), "measured f32 matmul peak"

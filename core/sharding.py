@@ -44,18 +44,36 @@ def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
   return shape
 
 
-def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None, num_slices: int = 1) -> Mesh:
+  """The config's mesh over `devices` (default: all), in the hardware's device order.
+
+  With several slices (TPU multislice, joined over the data-centre network), the slices
+  split the `data` axis (else `fsdp`), so only gradient reductions cross between slices.
+  Training and ahead-of-time compiles (launch.compile) both build their mesh here.
+  """
+  from jax.experimental import mesh_utils  # pylint: disable=g-import-not-at-top
   devices = list(devices if devices is not None else jax.devices())
   shape = mesh_shape(mesh_config, len(devices))
-  sizes = tuple(shape[a] for a in MESH_AXES)
+  sizes = [shape[a] for a in MESH_AXES]
   auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
-  if devices == list(jax.devices()):
-    return jax.make_mesh(sizes, MESH_AXES, axis_types=auto)
-  try:  # topology-aware device order (e.g. TPU topologies compiled ahead of time)
-    from jax.experimental import mesh_utils
-    grid = mesh_utils.create_device_mesh(sizes, devices=devices)
-  except Exception:  # pylint: disable=broad-except
-    grid = np.asarray(devices).reshape(sizes)
+  if num_slices > 1:
+    across = next((a for a in ("data", "fsdp") if shape[a] % num_slices == 0), None)
+    if across is None:
+      raise ConfigError(f"with {num_slices} slices, mesh.data or mesh.fsdp must be a multiple "
+                        f"of {num_slices}; the mesh is {shape}")
+    dcn = [num_slices if a == across else 1 for a in MESH_AXES]
+    ici = [n // d for n, d in zip(sizes, dcn)]
+    grid = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices=devices)
+  elif devices == list(jax.devices()):
+    return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=auto)
+  else:
+    try:  # mesh axes along the torus's physical axes, else splitting them
+      grid = mesh_utils.create_device_mesh(sizes, devices=devices)
+    except (ValueError, NotImplementedError, AssertionError):
+      try:
+        grid = mesh_utils.create_device_mesh(sizes, devices=devices, allow_split_physical_axes=True)
+      except Exception:  # pylint: disable=broad-except
+        grid = np.asarray(devices).reshape(sizes)
   return Mesh(grid, MESH_AXES, axis_types=auto)
 
 
@@ -69,6 +87,40 @@ def logical_rules(config) -> tuple[tuple[str, object], ...]:
         raise ConfigError(f"config.sharding.rules: {logical!r} -> unknown mesh axis {a!r}")
     rules.append((logical, tuple(mesh_axes) if isinstance(mesh_axes, list) else mesh_axes))
   return tuple(rules)
+
+
+def _used_logical_names(abstract_boxed_tree) -> set[str]:
+  names = set()
+  for spec in jax.tree.leaves(nn.get_partition_spec(abstract_boxed_tree),
+                              is_leaf=lambda x: isinstance(x, P)):
+    for axes in spec:
+      names.update(a for a in (axes if isinstance(axes, tuple) else (axes,)) if isinstance(a, str))
+  return names
+
+
+def check_logical_names(abstract_boxed_tree, rules, trace=None) -> None:
+  """Every logical axis name of the parameters (and of the activation constraints met while
+  `trace()` runs) must have a rule: an unknown name would silently replicate."""
+  from flax.linen import spmd  # pylint: disable=g-import-not-at-top
+  names = _used_logical_names(abstract_boxed_tree)
+  if trace is not None:
+    original = spmd._logical_to_mesh_axes  # pylint: disable=protected-access
+
+    def recording(array_dim_names, rules=None):
+      names.update(n for n in (array_dim_names or ()) if isinstance(n, str))
+      return original(array_dim_names, rules)
+    spmd._logical_to_mesh_axes = recording  # pylint: disable=protected-access
+    try:
+      with nn.logical_axis_rules(rules):
+        trace()
+    finally:
+      spmd._logical_to_mesh_axes = original  # pylint: disable=protected-access
+  known = {logical for logical, _ in rules}
+  unknown = sorted(names - known)
+  if unknown:
+    raise ConfigError(
+        f"logical axis names {unknown} have no rule in config.sharding.rules (rules for: "
+        f"{', '.join(sorted(known))}); add a rule such as (\"{unknown[0]}\", None) to replicate it")
 
 
 def batch_spec(rules, ndim: int) -> P:

@@ -1,21 +1,70 @@
-"""The contract between a paper and the trainer.
+"""The contract between a paper and the trainer (v2).
 
-A paper's `task.py` defines a subclass of `Task`; its config names it as
-`config.task = "papers.<item>.task:<ClassName>"`. The trainer (core.train) owns
-meshes, sharding, optimizers, checkpoints and logging; the task owns the model,
-the data and the loss. Everything here is mesh-free: the trainer places the
-arrays, and the model only names logical axes.
+A paper's `task.py` subclasses `Task`; its config names it as
+`config.task = "papers.<item>.task:<ClassName>"`. The trainer (core.train) owns the
+mesh, shardings, optimizer, model-state bookkeeping, checkpoints, evaluation loop and
+logging; the task owns the model, the data and the loss. Nothing here knows a mesh:
+the trainer places the arrays, and the model only names logical axes.
+
+A complete task, a classifier with batch norm and dropout (see tests/toy_task.py for
+one that runs):
+
+    class Classifier(Task):
+      model_state = ("batch_stats",)          # mutable collections beside "params"
+
+      def __init__(self, config):
+        super().__init__(config)              # resolves config.dtype, mesh.stage, ...
+        self.model = ConvNet(dtype=self.dtype)
+
+      def init(self, rng):                    # flax variables, boxes allowed
+        return self.model.init(rng, jnp.zeros((1, 28, 28, 1)), train=False)
+
+      def batch_spec(self):                   # the global train batch, without reading data
+        b = self.config.batch_size
+        return {"images": spec((b, 28, 28, 1), np.float32), "labels": spec((b,), np.int32)}
+
+      def loss(self, variables, batch, rng, *, train):
+        logits, state = self.apply(variables, batch["images"], train=train, rng=rng)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]).mean()
+        return loss, {"accuracy": (logits.argmax(-1) == batch["labels"]).mean()}, state
+
+      def train_examples(self):               # real data: one example per index, via grain
+        return ArraySource(load_images("train"))      # (or `train_batch(step)` for synthetic data)
+
+      def eval_batches(self):                 # global held-out batches, scored under jit
+        ...
+
+The rules the trainer relies on:
+- `loss(..., train=False)` is deterministic: no dropout, batch norm reads its running
+  statistics; `rng` is then unused. The trainer calls it so for every evaluation.
+- `loss` returns `(loss, metrics, model_state_updates)`; `self.apply` builds the third
+  element (the updated `model_state` collections in training, `{}` otherwise).
+- Training data is either `train_examples()` (a random-access source of single examples,
+  shuffled, sharded over processes and batched by core.data on grain) or
+  `train_batch(step)` (the global batch of `step`, a pure function of (seed, step), for
+  generated data; core.data slices each process's rows). Either way batch k is a pure
+  function of (config.seed, k), so a resumed run sees the identical stream.
+- Held-out data is drawn from `heldout_rng(config.seed, ...)`, a stream no training step uses.
+- `eval_metrics` (default: `loss` in eval mode) returns sums and counts that the trainer
+  adds up over all eval batches; `evaluate` is for host-side extras only (decoding,
+  sampling, plots) and may be slow.
 """
 from __future__ import annotations
 
 import abc
 import importlib
-from typing import Any, Mapping
+import inspect
+from typing import Any, Iterable, Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 Batch = Mapping[str, np.ndarray]
 Metrics = dict[str, Any]
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+HELD_OUT_STREAM = 2**32 - 1  # no training step has this number
 
 
 class ConfigError(ValueError):
@@ -26,66 +75,126 @@ class DataMissingError(RuntimeError):
   """A data set that is not installed; the message says how to install it."""
 
 
-class Task(abc.ABC):
-  """One experiment: model + data + loss + evaluation.
+def spec(shape: Sequence[int], dtype) -> jax.ShapeDtypeStruct:
+  """Shorthand for one entry of `Task.batch_spec()`."""
+  return jax.ShapeDtypeStruct(tuple(int(n) for n in shape), np.dtype(dtype))
 
-  Data order must be a pure function of (config.seed, step) so that a resumed
-  run sees the identical stream. `train_batch(step, shard, num_shards)` returns
-  shard `shard` of `num_shards` equal slices (along axis 0) of the global batch
-  of that step: a process reads only its own slice.
-  """
+
+class Task(abc.ABC):
+  """One experiment: model + data + loss + evaluation."""
+
+  # Mutable flax collections kept beside "params" in the train state (e.g. "batch_stats").
+  model_state: tuple[str, ...] = ()
+  # Compute dtypes the task's model can run in (config.dtype).
+  supported_dtypes: tuple[str, ...] = ("float32", "bfloat16")
+  # Whether the model splits into config.mesh.stage pipeline stages.
+  supports_stages: bool = False
 
   def __init__(self, config):
     self.config = config
+    name = config.get("dtype", "float32")
+    if name not in DTYPES:
+      raise ConfigError(f"config.dtype must be one of {list(DTYPES)}, got {name!r}")
+    if name not in self.supported_dtypes:
+      raise ConfigError(f"{type(self).__name__} runs in {', '.join(self.supported_dtypes)} only; "
+                        f"config.dtype={name!r} is not supported")
+    self.dtype = DTYPES[name]
+    stages = int(config.mesh.get("stage", 1)) if "mesh" in config else 1
+    if stages != 1 and not self.supports_stages:
+      raise ConfigError(f"{type(self).__name__} has no pipeline stages: config.mesh.stage must be 1, "
+                        f"got {stages}")
+    if stages < 1:
+      raise ConfigError(f"config.mesh.stage must be a positive number of stages, got {stages}")
+    self.num_stages = stages
+    pipeline = config.get("pipeline", {})
+    self.microbatches = int(pipeline.get("microbatches", 1))
+    self.remat = bool(pipeline.get("remat", True))
+
+  # ---- model ----------------------------------------------------------------
+  @abc.abstractmethod
+  def init(self, rng) -> Mapping[str, Any]:
+    """Flax variables: {"params": ..., plus each collection of `model_state`}."""
+
+  @abc.abstractmethod
+  def loss(self, variables, batch: Batch, rng, *, train: bool) -> tuple[Any, Metrics, Mapping]:
+    """Pure, jittable: (scalar loss, dict of scalar metrics, model-state updates)."""
+
+  def apply(self, variables, *args, train: bool, rng=None, **kwargs):
+    """`self.model.apply` in train or eval mode: returns (outputs, model-state updates).
+
+    In training, the `model_state` collections are mutable and `rng` feeds the
+    "dropout" stream; in evaluation nothing is mutable and no rng is passed. `train`
+    is passed on to the model when its `__call__` takes a `train` argument (the flax
+    convention for batch norm and dropout); other mode flags go in `kwargs`.
+    """
+    if "train" in inspect.signature(type(self.model).__call__).parameters:
+      kwargs["train"] = train
+    if train and self.model_state:
+      rngs = {"dropout": rng} if rng is not None else {}
+      return self.model.apply(variables, *args, rngs=rngs, mutable=list(self.model_state), **kwargs)
+    rngs = {"dropout": rng} if train and rng is not None else {}
+    return self.model.apply(variables, *args, rngs=rngs, **kwargs), {}
+
+  # ---- data -----------------------------------------------------------------
+  @abc.abstractmethod
+  def batch_spec(self) -> Mapping[str, jax.ShapeDtypeStruct]:
+    """Shapes and dtypes of the global train batch, computed without touching any data."""
 
   def check_data(self) -> None:
-    """Raises DataMissingError (with the install command) if data is absent."""
+    """Raises DataMissingError (with the install command) if a data set is absent."""
 
-  @abc.abstractmethod
-  def init_params(self, rng) -> Any:
-    """Parameters (may carry flax logical-partitioning boxes)."""
-
-  @abc.abstractmethod
-  def loss(self, params, batch: Batch, rng) -> tuple[Any, Metrics]:
-    """Pure, jittable: scalar loss and a dict of scalar metrics (averaged)."""
-
-  @abc.abstractmethod
-  def train_batch(self, step: int, shard: int = 0, num_shards: int = 1) -> Batch:
-    """The `shard`-th slice of the global training batch for `step`."""
-
-  def eval_batches(self) -> list[Batch] | None:
-    """Fixed held-out batches (global), scored with `loss` under jit; or None."""
+  def train_examples(self):
+    """A random-access source of single training examples (len, getitem), or None."""
     return None
 
-  def evaluate(self, params, step: int) -> Metrics:
+  def train_batch(self, step: int) -> Batch:
+    """The global training batch of `step` (generated data; used when train_examples is None)."""
+    raise NotImplementedError(f"{type(self).__name__} defines neither train_examples nor train_batch")
+
+  def eval_batches(self) -> Iterable[Batch]:
+    """Fixed held-out global batches, scored by `eval_metrics` under the trainer's jit."""
+    return ()
+
+  # ---- evaluation -----------------------------------------------------------
+  def eval_metrics(self, variables, batch: Batch) -> dict[str, tuple[Any, Any]]:
+    """{name: (sum, count)}; the trainer reports sum/count over all eval batches.
+
+    The default weights the loss and each metric of `loss(train=False)` by the batch's
+    rows. Override it for metrics over a subset of rows (e.g. accuracy per question type).
+    """
+    loss, metrics, _ = self.loss(variables, batch, jax.random.key(0), train=False)
+    rows = jax.tree.leaves(batch)[0].shape[0]
+    return {name: (value * rows, rows) for name, value in {"loss": loss, **metrics}.items()}
+
+  def evaluate(self, variables, step: int) -> Metrics:
     """Host-side extra evaluation (decoding, sampling, plots); may be slow."""
-    del params, step
+    del variables, step
     return {}
 
 
 def load_task(config) -> Task:
   """Instantiates `config.task` ("module.path:ClassName")."""
-  spec = config.get("task")
-  if not isinstance(spec, str) or ":" not in spec:
-    raise ConfigError(f"config.task must be 'module:Class', got {spec!r}")
-  module_name, class_name = spec.split(":", 1)
+  name = config.get("task")
+  if not isinstance(name, str) or ":" not in name:
+    raise ConfigError(f"config.task must be 'module:Class', got {name!r}")
+  module_name, class_name = name.split(":", 1)
   try:
     cls = getattr(importlib.import_module(module_name), class_name)
   except (ImportError, AttributeError) as e:
-    raise ConfigError(f"config.task={spec!r} cannot be imported: {e}") from None
+    raise ConfigError(f"config.task={name!r} cannot be imported: {e}") from None
   return cls(config)
 
 
 def step_rng(seed: int, step: int, *extra: int) -> np.random.Generator:
-  """A numpy generator that depends only on (seed, step, extra): resumable data."""
+  """A numpy generator that depends only on (seed, step, extra): resumable training data."""
   return np.random.default_rng([seed, step, *extra])
 
 
-def shard_rows(batch: Batch, shard: int, num_shards: int) -> dict[str, np.ndarray]:
-  """Rows [shard * n, (shard + 1) * n) of every array: one process's slice of a global batch."""
-  def take(x):
-    if len(x) % num_shards:
-      raise ConfigError(f"a batch of {len(x)} rows does not split into {num_shards} process shards")
-    n = len(x) // num_shards
-    return x[shard * n:(shard + 1) * n]
-  return {k: take(v) for k, v in batch.items()}
+def heldout_rng(seed: int, *extra: int) -> np.random.Generator:
+  """The generator of held-out data: a stream that no training step draws from."""
+  return np.random.default_rng([seed, HELD_OUT_STREAM, *extra])
+
+
+def ratio(numerator, denominator) -> tuple[Any, Any]:
+  """An eval metric over a subset of rows: e.g. ratio(sum(correct * mask), sum(mask))."""
+  return numerator, denominator

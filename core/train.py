@@ -1,16 +1,13 @@
 """The train state, jitted steps with explicit shardings, and the training loop.
 
-Step numbering: `state.step` counts completed updates; a checkpoint at step k
-holds the state after k updates, and the batch of update k is
-`task.train_batch(k)`, so a resumed run continues the identical stream.
+Step numbering: `state.step` counts completed updates; a checkpoint at step k holds the
+state after k updates, and the batch of update k is the task's batch of step k
+(core.data), so a resumed run continues the identical stream.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import time
 from typing import Any
 
 import flax
@@ -18,8 +15,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
 from core import checkpoint as checkpoint_lib
+from core import data as data_lib
 from core import distributed
 from core import hardware
 from core import metrics as metrics_lib
@@ -37,7 +36,11 @@ class TrainingDiverged(RuntimeError):
 class TrainState:
   step: jax.Array
   params: Any
+  model_state: Any  # the task's mutable collections (e.g. batch-norm statistics), or {}
   opt_state: Any
+
+  def variables(self):
+    return {"params": self.params, **self.model_state}
 
 
 def strip_boxes(tree):
@@ -60,19 +63,22 @@ class Trainer:
     self.mesh = mesh if mesh is not None else sharding_lib.make_mesh(config.mesh, devices)
     self.tx, self.schedule = make_optimizer(config)
     self._check_batch()
+    self.batch_shape = dict(self.task.batch_spec())
+    self._check_batch_spec()
     self._boxed_abstract = jax.eval_shape(self._init_boxed, jax.random.key(0))
+    sharding_lib.check_logical_names(self._boxed_abstract, self.rules, self._trace_loss)
     self.state_shardings = sharding_lib.state_shardings(self._boxed_abstract, self.mesh, self.rules)
-    sharding_lib.check_divisible(strip_boxes(self._boxed_abstract).params, self.state_shardings.params)
-    example = self.task.train_batch(0)
-    self.batch_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), example)
-    self.batch_sharding = sharding_lib.batch_shardings(example, self.mesh, self.rules)
+    unboxed = strip_boxes(self._boxed_abstract)
+    sharding_lib.check_divisible(unboxed.params, self.state_shardings.params)
+    self.batch_sharding = sharding_lib.batch_shardings(self.batch_shape, self.mesh, self.rules)
     replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
     self.train_step = jax.jit(
         self._train_step, in_shardings=(self.state_shardings, self.batch_sharding),
         out_shardings=(self.state_shardings, replicated), donate_argnums=(0,))
     self.eval_step = jax.jit(
-        self._eval_step, in_shardings=(self.state_shardings.params, self.batch_sharding),
-        out_shardings=replicated)
+        self._eval_step, in_shardings=(self.state_shardings.params, self.state_shardings.model_state,
+                                       self.batch_sharding), out_shardings=replicated)
+    self._batches = None
 
   # ---- construction -------------------------------------------------------
   def _check_batch(self):
@@ -87,6 +93,12 @@ class Trainer:
           f"batch_size {c.batch_size} (micro-batch {micro}) must divide evenly over the {shards} "
           f"batch shards of mesh {dict(self.mesh.shape)} and {jax.process_count()} processes")
 
+  def _check_batch_spec(self):
+    for name, s in self.batch_shape.items():
+      if not s.shape or s.shape[0] != self.config.batch_size:
+        raise ConfigError(f"{type(self.task).__name__}.batch_spec()[{name!r}] has shape {s.shape}; "
+                          f"its leading dimension must be batch_size {self.config.batch_size}")
+
   def context(self):
     """Mesh + logical rules, active while tracing so activation constraints apply."""
     stack = contextlib.ExitStack()
@@ -95,8 +107,21 @@ class Trainer:
     return stack
 
   def _init_boxed(self, rng):
-    params = self.task.init_params(rng)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
+    variables = dict(self.task.init(rng))
+    if "params" not in variables:
+      raise ConfigError(f"{type(self.task).__name__}.init must return flax variables with a 'params' entry")
+    params = variables.pop("params")
+    if set(variables) != set(self.task.model_state):
+      raise ConfigError(f"{type(self.task).__name__}.init returned collections {sorted(variables)} beside "
+                        f"'params'; its model_state declares {sorted(self.task.model_state)}")
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                      opt_state=self.tx.init(params))
+
+  def _trace_loss(self):
+    """Traces the loss once (abstractly) so that activation axis names can be checked."""
+    state = strip_boxes(self._boxed_abstract)
+    jax.eval_shape(lambda s, b: self.task.loss(s.variables(), b, jax.random.key(0), train=True),
+                   state, self.batch_shape)
 
   def abstract_state(self):
     """ShapeDtypeStructs of the (unboxed) state, carrying their target shardings."""
@@ -108,7 +133,8 @@ class Trainer:
                         self.batch_shape, self.batch_sharding)
 
   def param_signature(self):
-    return checkpoint_lib.param_signature(strip_boxes(self._boxed_abstract).params)
+    state = strip_boxes(self._boxed_abstract)
+    return checkpoint_lib.param_signature({"params": state.params, **state.model_state})
 
   def init_state(self, rng=None):
     rng = jax.random.key(self.config.seed) if rng is None else rng
@@ -116,13 +142,28 @@ class Trainer:
     with self.context():
       return init(rng)
 
+  def model_flops(self) -> float:
+    """Model FLOPs of one train step over the global batch: 3 x the forward matmuls."""
+    state = self.abstract_state()
+    with self.context():
+      return 3 * hardware.jaxpr_flops(
+          lambda s, b: self.task.loss(s.variables(), b, None, train=False)[0], state, self.abstract_batch())
+
   # ---- steps --------------------------------------------------------------
-  def _grads(self, params, batch, rng):
-    grad_fn = jax.value_and_grad(self.task.loss, has_aux=True)
+  def _loss_fn(self, params, model_state, batch, rng):
+    loss, metrics, updates = self.task.loss({"params": params, **model_state}, batch, rng, train=True)
+    unknown = set(updates) - set(model_state)
+    if unknown:
+      raise ConfigError(f"{type(self.task).__name__}.loss updated collections {sorted(unknown)} that are "
+                        f"not in its model_state {sorted(model_state)}")
+    return loss, (metrics, {**model_state, **updates})
+
+  def _grads(self, params, model_state, batch, rng):
+    grad_fn = jax.value_and_grad(self._loss_fn, has_aux=True)
     accum = int(self.config.optimizer.grad_accum_steps)
     if accum == 1:
-      (loss, aux), grads = grad_fn(params, batch, rng)
-      return loss, aux, grads
+      (loss, (aux, model_state)), grads = grad_fn(params, model_state, batch, rng)
+      return loss, aux, model_state, grads
 
     # Rows i, i+accum, ... form micro-batch i: each device keeps its own rows.
     def split(x):
@@ -130,45 +171,36 @@ class Trainer:
       return jnp.moveaxis(x, 1, 0)
 
     def body(carry, inputs):
+      grads_sum, state = carry
       micro, index = inputs
-      (loss, aux), grads = grad_fn(params, micro, jax.random.fold_in(rng, index))
-      carry = jax.tree.map(jnp.add, carry, grads)
-      return carry, (loss, aux)
+      (loss, (aux, state)), grads = grad_fn(params, state, micro, jax.random.fold_in(rng, index))
+      return (jax.tree.map(jnp.add, grads_sum, grads), state), (loss, aux)
 
     zeros = jax.tree.map(jnp.zeros_like, params)
-    grads, (losses, auxes) = jax.lax.scan(
-        body, zeros, (jax.tree.map(split, batch), jnp.arange(accum)))
+    (grads, model_state), (losses, auxes) = jax.lax.scan(
+        body, (zeros, model_state), (jax.tree.map(split, batch), jnp.arange(accum)))
     grads = jax.tree.map(lambda g: g / accum, grads)
-    return jnp.mean(losses), _mean_metrics(auxes), grads
+    return jnp.mean(losses), _mean_metrics(auxes), model_state, grads
 
   def _train_step(self, state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.key(self.config.seed), state.step)
-    loss, aux, grads = self._grads(state.params, batch, rng)
+    loss, aux, model_state, grads = self._grads(state.params, state.model_state, batch, rng)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(jnp.add, state.params, updates)
     metrics = {"loss": loss, **aux, "grad_norm": _global_norm(grads),
                "learning_rate": self.schedule(state.step)}
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return TrainState(step=state.step + 1, params=params, model_state=model_state,
+                      opt_state=opt_state), metrics
 
-  def _eval_step(self, params, batch):
-    loss, aux = self.task.loss(params, batch, jax.random.key(0))
-    return {"loss": loss, **aux}
+  def _eval_step(self, params, model_state, batch):
+    sums = self.task.eval_metrics({"params": params, **model_state}, batch)
+    return {k: (jnp.asarray(t, jnp.float32), jnp.asarray(n, jnp.float32)) for k, (t, n) in sums.items()}
 
   def compile_train_step(self, state=None):
-    """AOT-compiles the train step (once) and returns (executable, FLOPs per step per device)."""
+    """AOT-compiles the train step (once) and returns the executable."""
     with self.context():
-      lowered = self.train_step.lower(self.abstract_state() if state is None else state,
-                                      self.abstract_batch())
-      compiled = lowered.compile()
-    # XLA's cost analysis counts a loop body once; the HLO reader multiplies by trip counts,
-    # so scanned, accumulated and pipelined steps get their true matmul FLOPs.
-    try:
-      flops = hardware.step_cost(compiled.as_text(), self.mesh.size).flops
-    except Exception:  # pylint: disable=broad-except
-      cost = compiled.cost_analysis()
-      cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-      flops = float((cost or {}).get("flops", 0.0))
-    return compiled, flops
+      return self.train_step.lower(self.abstract_state() if state is None else state,
+                                   self.abstract_batch()).compile()
 
   def run_steps(self, state, steps):
     """Applies the train steps numbered `steps`, in order; returns the state and each step's metrics."""
@@ -180,27 +212,54 @@ class Trainer:
     return state, history
 
   # ---- data ---------------------------------------------------------------
-  def global_batch(self, step: int):
-    """This process's slice of the step's batch, assembled into global arrays."""
-    local = self.task.train_batch(step, jax.process_index(), jax.process_count())
+  def step_batches(self):
+    """This process's batches, indexed by step (a grain MapDataset)."""
+    if self._batches is None:
+      self._batches = data_lib.step_batches(self.task, self.config.batch_size, jax.process_index(),
+                                            jax.process_count())
+    return self._batches
+
+  def assemble(self, local):
+    """This process's rows of a step's batch, assembled into global arrays."""
+    if set(local) != set(self.batch_shape):
+      raise ConfigError(f"{type(self.task).__name__} produced a batch with keys {sorted(local)}; "
+                        f"its batch_spec has {sorted(self.batch_shape)}")
+    rows = self.config.batch_size // jax.process_count()
+    for name, x in local.items():
+      want = self.batch_shape[name]
+      if x.shape[1:] != want.shape[1:] or x.shape[0] != rows or x.dtype != want.dtype:
+        raise ConfigError(f"{type(self.task).__name__} batch entry {name!r} is {x.dtype}{list(x.shape)} "
+                          f"but batch_spec says {want.dtype}{[rows, *want.shape[1:]]} per process")
     return jax.tree.map(
         lambda x, s, g: jax.make_array_from_process_local_data(s, x, g.shape),
         local, self.batch_sharding, self.batch_shape)
 
+  def global_batch(self, step: int):
+    return self.assemble(self.step_batches()[step])
+
   def place_global(self, batch):
     """Places a full (host-replicated) global batch, e.g. a held-out eval batch."""
-    return jax.tree.map(
-        lambda x, s: jax.make_array_from_callback(x.shape, s, lambda idx: x[idx]),
-        batch, self.batch_sharding)
+    shards = sharding_lib.batch_axis_size(self.mesh, self.rules)
+    def place(x):
+      x = np.asarray(x)
+      if x.shape[0] % shards:
+        raise ConfigError(f"an eval batch of {x.shape[0]} rows does not split over the {shards} batch "
+                          f"shards of mesh {dict(self.mesh.shape)}; make the eval batch size a multiple")
+      sharding = jax.sharding.NamedSharding(self.mesh, sharding_lib.batch_spec(self.rules, x.ndim))
+      return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.tree.map(place, dict(batch))
 
-  def evaluate(self, params, step: int) -> dict:
-    out = {}
-    batches = self.task.eval_batches()
-    if batches:
-      with self.context():
-        rows = [jax.device_get(self.eval_step(params, self.place_global(b))) for b in batches]
-      out.update({k: float(np.mean([r[k] for r in rows])) for k in rows[0]})
-    out.update(self.task.evaluate(params, step))
+  def evaluate(self, state: TrainState, step: int) -> dict:
+    """Sums the task's eval metrics over its eval batches (jitted, sharded), then host extras."""
+    totals = {}
+    with self.context():
+      for batch in self.task.eval_batches():
+        sums = jax.device_get(self.eval_step(state.params, state.model_state, self.place_global(batch)))
+        for name, (total, count) in sums.items():
+          t, n = totals.get(name, (0.0, 0.0))
+          totals[name] = (t + float(total), n + float(count))
+    out = {name: t / n if n else float("nan") for name, (t, n) in totals.items()}
+    out.update(self.task.evaluate(state.variables(), step))
     return out
 
 
@@ -208,13 +267,13 @@ def _global_norm(tree):
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
-def _check_finite(step: int, metrics, workdir: str, last_good: int | None):
+def _check_finite(step: int, metrics, workdir, last_good: int | None):
   loss, grad_norm = float(metrics["loss"]), float(metrics["grad_norm"])
   if not (math.isfinite(loss) and math.isfinite(grad_norm)):
     kept = f"the last good checkpoint is step {last_good}" if last_good is not None else "no checkpoint was written"
     raise TrainingDiverged(
         f"training diverged at step {step}: loss={loss}, grad_norm={grad_norm}; {kept} "
-        f"(in {os.path.join(workdir, 'checkpoints')}); lower optimizer.learning_rate or set optimizer.clip_norm")
+        f"(in {epath.Path(workdir) / 'checkpoints'}); lower optimizer.learning_rate or set optimizer.clip_norm")
 
 
 def _log(message: str):
@@ -223,15 +282,16 @@ def _log(message: str):
 
 
 def train(config, workdir: str) -> dict:
-  """Trains (or resumes) `config` in `workdir`; returns the last train and eval metrics."""
+  """Trains (or resumes) `config` in `workdir` (a local path or gs://...); returns the last metrics."""
   trainer = Trainer(config)
   trainer.task.check_data()
   is_main = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
   signature = trainer.param_signature()
-  watchdog = None
+  watchdog = batches = None
   try:
     latest = checkpointer.latest_step()
     if latest is not None:
@@ -241,37 +301,38 @@ def train(config, workdir: str) -> dict:
     else:
       state = trainer.init_state()
     if is_main:
-      with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(to_json(config))
+      (workdir / "config.json").write_text(to_json(config))
     start = int(jax.device_get(state.step))
     num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(trainer.abstract_state().params))
     _log(f"{config.task}: {num_params:,} parameters, mesh {dict(trainer.mesh.shape)}, "
          f"{jax.device_count()} devices, {jax.process_count()} processes")
 
-    step_fn, flops = trainer.compile_train_step()
-    peak = float(config.peak_flops) or metrics_lib.measure_peak_flops()
-    progress = metrics_lib.Progress(start, config.total_steps, flops, peak)
+    step_fn = trainer.compile_train_step()
+    peak, peak_source = hardware.peak_flops(jax.devices()[0], float(config.peak_flops))
+    progress = metrics_lib.Progress(start, config.total_steps, trainer.model_flops(),
+                                    peak * jax.device_count(), peak_source)
     meta = {"signature": signature, "task": config.task}
     last_good = latest
     train_metrics, eval_metrics, pending = {}, {}, None
+    batches = data_lib.Prefetcher(trainer.step_batches(), start, config.total_steps)
     # Start the first step together: processes drift apart while compiling.
     distributed.barrier("train_loop")
     # Ends the run if a peer process is alive but stuck (heartbeats only catch dead ones).
     watchdog = distributed.step_watchdog()
     for step in range(start, config.total_steps):
-      state, metrics = step_fn(state, trainer.global_batch(step))
+      state, metrics = step_fn(state, trainer.assemble(next(batches)))
       if pending is not None:  # check the previous step while this one runs
         _check_finite(*pending, workdir, last_good)
       pending = (step + 1, metrics)
       done = step + 1
       if done % config.log_every == 0 or done == config.total_steps:
         train_metrics = jax.device_get(metrics)
-        speed = progress.update(done)
+        speed = progress.update(done, batches.wait_seconds)
         writer.write(done, "train", {**train_metrics, **speed})
         _log(progress.line(done, {"loss": train_metrics["loss"]}, speed))
       if done % config.eval_every == 0 or done == config.total_steps:
         _check_finite(*pending, workdir, last_good)
-        eval_metrics = trainer.evaluate(state.params, done)
+        eval_metrics = trainer.evaluate(state, done)
         writer.write(done, "eval", eval_metrics)
         _log(f"eval step {done}: " + ", ".join(
             f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v!r}" for k, v in eval_metrics.items()))

@@ -61,32 +61,6 @@ class Report:
     return self.model_flops / (self.roofline.step_s * chip.peak_flops * self.topology.num_devices)
 
 
-def build_mesh(config, topology, devices):
-  """The config's mesh over the topology's devices; slices split the data (else fsdp) axis."""
-  # pylint: disable=g-import-not-at-top
-  import jax
-  from jax.experimental import mesh_utils
-  from core import sharding as sharding_lib
-  from core.task import ConfigError
-  shape = sharding_lib.mesh_shape(config.mesh, len(devices))
-  axes = sharding_lib.MESH_AXES
-  if topology.num_slices == 1:
-    sizes = [shape[a] for a in axes]
-    try:  # mesh axes along the torus's physical axes, else splitting them
-      grid = mesh_utils.create_device_mesh(sizes, devices=devices)
-    except (ValueError, NotImplementedError, AssertionError):
-      grid = mesh_utils.create_device_mesh(sizes, devices=devices, allow_split_physical_axes=True)
-  else:
-    across = next((a for a in ("data", "fsdp") if shape[a] % topology.num_slices == 0), None)
-    if across is None:
-      raise ConfigError(f"with {topology.num_slices} slices, mesh.data or mesh.fsdp must be a multiple "
-                        f"of {topology.num_slices}; the mesh is {shape}")
-    dcn = [topology.num_slices if a == across else 1 for a in axes]
-    ici = [shape[a] // d for a, d in zip(axes, dcn)]
-    grid = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices=devices)
-  return jax.sharding.Mesh(grid, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
-
-
 def _per_device_bytes(tree) -> float:
   import jax  # pylint: disable=g-import-not-at-top
   return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
@@ -124,10 +98,11 @@ def compile_for(config, topology, config_name: str = "config", hlo_out: str | No
   # pylint: disable=g-import-not-at-top
   import jax
   from core import hardware
+  from core import sharding as sharding_lib
   from core.train import Trainer
 
   devices = hardware.compile_only_devices(topology)
-  mesh = build_mesh(config, topology, devices)
+  mesh = sharding_lib.make_mesh(config.mesh, devices, topology.num_slices)
   trainer = Trainer(config, mesh=mesh)
   state, batch = trainer.abstract_state(), trainer.abstract_batch()
   stub = dict(config_name=config_name, mesh_shape=dict(mesh.shape), state_bytes=_per_device_bytes(state))
@@ -140,8 +115,6 @@ def compile_for(config, topology, config_name: str = "config", hlo_out: str | No
       if "RESOURCE_EXHAUSTED" in str(e) or "Ran out of memory" in str(e):
         raise DoesNotFit(_oom_message(str(e), stub, topology)) from None
       raise
-    forward = hardware.jaxpr_flops(lambda p, b: trainer.task.loss(p, b, jax.random.key(0))[0],
-                                   state.params, batch)
   compile_s = time.time() - start
   memory = compiled.memory_analysis()
   hlo = compiled.as_text()
@@ -155,7 +128,7 @@ def compile_for(config, topology, config_name: str = "config", hlo_out: str | No
       state_bytes=stub["state_bytes"], argument_bytes=memory.argument_size_in_bytes,
       output_bytes=memory.output_size_in_bytes, alias_bytes=memory.alias_size_in_bytes,
       temp_bytes=memory.temp_size_in_bytes, code_bytes=memory.generated_code_size_in_bytes,
-      cost=cost, model_flops=3 * forward,
+      cost=cost, model_flops=trainer.model_flops(),
       roofline=hardware.roofline(topology.chip, cost.flops, cost.hbm_bytes, cost.network_bytes),
       compile_s=compile_s)
   if report.total_bytes > topology.chip.hbm_bytes:

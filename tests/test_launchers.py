@@ -311,10 +311,10 @@ def test_watchdog_leaves_a_progressing_process_alone():
 class StuckAtStep(toy_task.LinearRegression):
   """Blocks for ever on the batch of step `config.data.stuck_at_step`: a host whose input stalls."""
 
-  def train_batch(self, step, shard=0, num_shards=1):
+  def train_batch(self, step):
     if step == self.config.data.stuck_at_step:
       threading.Event().wait()
-    return super().train_batch(step, shard, num_shards)
+    return super().train_batch(step)
 
 
 STUCK_CONFIG = """

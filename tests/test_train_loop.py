@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from core import config as config_lib
+from core.data import local_batch
 from core.metrics import read_metrics
 from core.optim import noam_schedule
 from core.task import ConfigError
@@ -163,7 +164,7 @@ def test_data_order_is_a_function_of_seed_and_step():
   c = toy_task.get_config()
   a, b = toy_task.LinearRegression(c), toy_task.LinearRegression(c)
   np.testing.assert_array_equal(a.train_batch(7)["x"], b.train_batch(7)["x"])
-  halves = [a.train_batch(7, shard, 2)["x"] for shard in range(2)]
+  halves = [local_batch(a, 7, c.batch_size, shard, 2)["x"] for shard in range(2)]
   np.testing.assert_array_equal(np.concatenate(halves), a.train_batch(7)["x"])
   assert not np.array_equal(a.train_batch(7)["x"], a.train_batch(8)["x"])
 

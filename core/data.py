@@ -1,0 +1,108 @@
+"""Input pipelines on grain: the batch of step k is a pure function of (seed, k).
+
+Two kinds of training data (core.task):
+- a task's `train_examples()`, a random-access source of single examples: the global
+  stream is the source shuffled with a new permutation every epoch (grain's index
+  shuffle, seeded by config.seed), global batch k is stream elements [kB, (k+1)B), and
+  a process reads only its own rows of it;
+- a task's `train_batch(step)`, the generated global batch of a step: a process keeps
+  its rows (`process_rows`, the one place that slices a batch between processes).
+
+Either way the per-step batches come out of a grain dataset indexed by step, read
+ahead on host threads (`ReadOptions`) while the accelerator runs the previous step;
+`Prefetcher` measures the time the training loop waits for input.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Sequence
+
+import grain
+import numpy as np
+
+from core.task import ConfigError, Task
+
+
+class ArraySource:
+  """Random access to the rows of equally long arrays: example i is {name: array[i]}."""
+
+  def __init__(self, arrays: Mapping[str, np.ndarray]):
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f"arrays of an ArraySource must have equal lengths, got {lengths}")
+    self.arrays = dict(arrays)
+    self._len = next(iter(lengths.values()))
+
+  def __len__(self) -> int:
+    return self._len
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    return {name: a[index] for name, a in self.arrays.items()}
+
+
+def process_rows(num_rows: int, process_index: int, process_count: int) -> slice:
+  """Rows of a global batch that process `process_index` of `process_count` reads."""
+  if num_rows % process_count:
+    raise ConfigError(f"a batch of {num_rows} rows does not split into {process_count} process shards")
+  n = num_rows // process_count
+  return slice(process_index * n, (process_index + 1) * n)
+
+
+def take_rows(batch: Mapping[str, np.ndarray], rows: slice) -> dict[str, np.ndarray]:
+  return {name: np.asarray(x)[rows] for name, x in batch.items()}
+
+
+def stack(examples: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+  return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
+
+
+def shuffled_stream(source, seed: int) -> grain.MapDataset:
+  """The source's examples in a fresh seeded order every epoch, indexable without end."""
+  if len(source) == 0:
+    raise ConfigError("the training source has no examples")
+  return grain.MapDataset.source(source).shuffle(seed=seed % 2**32)
+
+
+def step_batches(task: Task, global_batch: int, process_index: int = 0,
+                 process_count: int = 1) -> grain.MapDataset:
+  """A grain dataset whose element k is this process's rows of the global batch of step k."""
+  rows = process_rows(global_batch, process_index, process_count)
+  source = task.train_examples()
+  if source is not None:
+    stream = shuffled_stream(source, task.config.seed)
+
+    def read(step: int):
+      first = step * global_batch
+      return stack([stream[first + i] for i in range(rows.start, rows.stop)])
+  else:
+    def read(step: int):
+      return take_rows(task.train_batch(step), rows)
+  return grain.MapDataset.range(2**62).map(read)
+
+
+def local_batch(task: Task, step: int, global_batch: int, process_index: int = 0,
+                process_count: int = 1) -> dict[str, np.ndarray]:
+  """This process's rows of the batch of `step` (no prefetch: tests and one-off reads)."""
+  return step_batches(task, global_batch, process_index, process_count)[step]
+
+
+class Prefetcher:
+  """Iterates the batches of steps start, start+1, ... read ahead on host threads.
+
+  `wait_seconds` accumulates the time `next()` blocked: the input stall of the loop.
+  """
+
+  def __init__(self, batches: grain.MapDataset, start: int, stop: int, threads: int = 2,
+               buffer: int = 4):
+    options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=buffer)
+    self._iterator = iter(batches[start:stop].to_iter_dataset(options))
+    self.wait_seconds = 0.0
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    t = time.perf_counter()
+    batch = next(self._iterator)
+    self.wait_seconds += time.perf_counter() - t
+    return batch
