@@ -21,6 +21,7 @@ from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from core import hardware
+from core import sharding
 from core.config import load_config
 from launch import compile as aot
 
@@ -226,16 +227,12 @@ def test_too_large_for_hbm_fails_with_the_reason(tmp_path):
 
 
 def test_model_flops_of_the_lm_match_the_formula():
-  """3 x forward matmul FLOPs, from the jaxpr of the real loss, against the per-token formula."""
-  from core.task import load_task  # pylint: disable=g-import-not-at-top
+  """3 x forward matmul FLOPs, from the jaxpr of the real loss, against the per-token formula:
+  the one MFU numerator of training (progress line) and of launch.compile."""
+  from core.train import Trainer  # pylint: disable=g-import-not-at-top
   config = load_config("configs/transformer_lm.py:tiny")
-  task = load_task(config)
-  params = jax.eval_shape(task.init_params, jax.random.key(0))
-  params = jax.tree.map(lambda x: x.value if hasattr(x, "value") else x, params,
-                        is_leaf=lambda x: hasattr(x, "value"))
+  flops = Trainer(config, devices=jax.devices()[:1]).model_flops() / 3
   b, t = config.batch_size, config.data.seq_len
-  batch = {k: jax.ShapeDtypeStruct((b, t), jnp.int32) for k in ("inputs", "targets")}
-  flops = hardware.jaxpr_flops(lambda p, x: task.loss(p, x, jax.random.key(0))[0], params, batch)
   m = config.model
   d, layers = m.d_model, m.num_layers
   # Per token and layer: q, k, v, out projections (4 d^2), feed-forward (2 d d_ff), scores and
@@ -247,10 +244,32 @@ def test_model_flops_of_the_lm_match_the_formula():
 def test_two_slices_split_the_data_axis():
   config = load_config("configs/transformer.py", ["--config.mesh.fsdp=4"])
   topology = hardware.parse_topology("v5e-16", num_slices=2)
-  mesh = aot.build_mesh(config, topology, hardware.compile_only_devices(topology))
+  mesh = sharding.make_mesh(config.mesh, hardware.compile_only_devices(topology), topology.num_slices)
   assert dict(mesh.shape) == dict(data=8, fsdp=4, tensor=1, stage=1)
   slices = [[d.slice_index for d in row.flat] for row in mesh.devices]   # one row per data index
   assert all(len(set(row)) == 1 for row in slices)                        # fsdp stays in a slice
   assert [row[0] for row in slices] == [0] * 4 + [1] * 4
   report = aot.compile_for(config, topology, "copy")
   assert report.cost.network_bytes > 0 and report.total_bytes < hardware.CHIPS["v5e"].hbm_bytes
+
+
+def test_real_data_config_compiles_without_its_data(monkeypatch, tmp_path):
+  """batch_spec() gives the shapes: the gpt config compiles on a machine without Shakespeare
+  (two of its twelve layers, to keep the test short; the README has the full command)."""
+  monkeypatch.setenv("READING_LIST_DATA", str(tmp_path / "empty"))
+  config = load_config("configs/transformer_lm.py:gpt", ["--config.model.num_layers=2"])
+  report = aot.compile_for(config, hardware.parse_topology("v5p-64"), "gpt")
+  assert report.num_params > 0 and report.total_bytes < hardware.CHIPS["v5p"].hbm_bytes
+  assert report.model_flops > 0
+
+
+def test_peak_flops_datasheet_for_known_chips_measured_on_cpu():
+  class Device:  # what jax reports for a GPU / TPU device
+    def __init__(self, kind):
+      self.device_kind = kind
+  assert hardware.peak_flops(Device("NVIDIA H100 80GB HBM3")) == (989e12, "h100 bf16 datasheet peak")
+  assert hardware.peak_flops(Device("TPU v5 lite"))[0] == 197e12
+  assert hardware.peak_flops(Device("TPU v5"))[0] == 459e12
+  assert hardware.peak_flops(Device("cpu"), configured=5e9) == (5e9, "config.peak_flops")
+  measured, source = hardware.peak_flops(jax.devices("cpu")[0])
+  assert source == "measured f32 matmul peak" and measured > 1e8

@@ -233,8 +233,9 @@ def test_transformer_lm_trains_pipelined_through_launch_train(tmp_path, shakespe
   trainer = Trainer(config)
   with trainer.context():
     state = trainer.init_state()
+    trainer.task.check_data()
     batch = trainer.global_batch(0)
-    loss, _ = jax.jit(trainer.task.loss)(state.params, batch, jax.random.key(0))
+    loss = jax.jit(lambda v, b: trainer.task.loss(v, b, None, train=False)[0])(state.variables(), batch)
   params = jax.device_get(state.params)
   assert params["layers"]["stages"]["block"]
   # the same weights in the LM's own unpipelined loop of layers (layer_0, layer_1, ...)
