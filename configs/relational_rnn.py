@@ -40,8 +40,7 @@ def get_config(arg=None):
   c.data.num_objects = 8        # the paper: 8 vectors ...
   c.data.num_features = 16      # ... of 16 dims
   c.data.test_examples = 3200
-  c.data.eval_batch_size = 800
-  c.data.test_seed = 2018       # one fixed test set for every run
+  c.data.eval_batch_size = 800  # the test set comes from core.task.heldout_rng(c.seed)
 
   c.model.core = "lstm" if variant.startswith("lstm") else "rmc"
   c.model.mem_slots = 4

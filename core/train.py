@@ -75,9 +75,11 @@ class Trainer:
     self.train_step = jax.jit(
         self._train_step, in_shardings=(self.state_shardings, self.batch_sharding),
         out_shardings=(self.state_shardings, replicated), donate_argnums=(0,))
+    # Eval batches are placed by `place_global` (rows over the batch axes); their keys and shapes
+    # may differ from the train batch's (e.g. longer test sequences), so their sharding is the input's.
     self.eval_step = jax.jit(
         self._eval_step, in_shardings=(self.state_shardings.params, self.state_shardings.model_state,
-                                       self.batch_sharding), out_shardings=replicated)
+                                       None), out_shardings=replicated)
     self._batches = None
 
   # ---- construction -------------------------------------------------------
@@ -120,8 +122,9 @@ class Trainer:
   def _trace_loss(self):
     """Traces the loss once (abstractly) so that activation axis names can be checked."""
     state = strip_boxes(self._boxed_abstract)
-    jax.eval_shape(lambda s, b: self.task.loss(s.variables(), b, jax.random.key(0), train=True),
-                   state, self.batch_shape)
+    with jax.set_mesh(self.mesh):
+      jax.eval_shape(lambda s, b: self.task.loss(s.variables(), b, jax.random.key(0), train=True),
+                     state, self.batch_shape)
 
   def abstract_state(self):
     """ShapeDtypeStructs of the (unboxed) state, carrying their target shardings."""
@@ -259,7 +262,8 @@ class Trainer:
           t, n = totals.get(name, (0.0, 0.0))
           totals[name] = (t + float(total), n + float(count))
     out = {name: t / n if n else float("nan") for name, (t, n) in totals.items()}
-    out.update(self.task.evaluate(state.variables(), step))
+    with self.context():
+      out.update(self.task.evaluate(state.variables(), step))
     return out
 
 

@@ -268,7 +268,7 @@ def count_params(config) -> tuple[int, int]:
   from core.task import load_task
   # Shapes only: keep the sweep process off the accelerators its trainers use.
   jax.config.update("jax_platforms", "cpu")
-  boxed = jax.eval_shape(load_task(config).init_params, jax.random.key(0))
+  boxed = jax.eval_shape(load_task(config).init, jax.random.key(0))["params"]
   leaves = jax.tree.leaves(boxed, is_leaf=lambda x: isinstance(x, nn.Partitioned))
   total = non_embedding = 0
   for leaf in leaves:

@@ -1,6 +1,7 @@
 """NTM: addressing and a whole forward pass against plain-numpy references, the task generators
 against properties derived by hand, finite gradients at the numerically hard points, parameter
-counts against hand formulas, and 8-device data-parallel training against one device."""
+counts against hand formulas, and training and evaluation sharded over 8 devices against one
+device and the host."""
 import math
 
 import flax.linen as nn
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from core.config import load_config
+from core.data import local_batch
+from core.task import ConfigError, step_rng
 from core.train import Trainer
 from papers.ntm import model as ntm
 from papers.ntm import task as ntm_task
@@ -231,16 +234,50 @@ def test_train_batch_is_deterministic_and_shards_the_global_batch():
   again = ntm_task.NTMTask(c).train_batch(7)
   jax.tree.map(np.testing.assert_array_equal, full, again)
   assert not np.array_equal(task.train_batch(8)["inputs"], full["inputs"])
-  shards = [task.train_batch(7, i, 4) for i in range(4)]
+  # The stream is the generator's, seeded by (seed, step) only.
+  jax.tree.map(np.testing.assert_array_equal, full, ntm_task.copy_batch(step_rng(c.seed, 7), 8))
+  shards = [local_batch(task, 7, 8, i, 4) for i in range(4)]
   for key in full:
     np.testing.assert_array_equal(np.concatenate([s[key] for s in shards]), full[key])
+
+
+@pytest.mark.parametrize("variant", ["copy-ntm_ff", "repeat_copy-lstm", "associative_recall-ntm_ff",
+                                     "priority_sort-ntm_lstm"])
+def test_batch_spec_matches_the_generated_batches(variant):
+  task = ntm_task.NTMTask(load_config(f"{CONFIG}:{variant}", ["--config.batch_size=3"]))
+  spec = task.batch_spec()
+  batch = task.train_batch(0)
+  assert set(spec) == set(batch) == {"inputs", "targets", "mask"}
+  for key, x in batch.items():
+    assert (x.shape, x.dtype) == (spec[key].shape, spec[key].dtype), key
+
+
+def test_held_out_data_is_fixed_and_sized():
+  c = _tiny_config()
+  task = ntm_task.NTMTask(c)
+  evals = task.eval_batches()
+  assert len(evals) == 2 and all(b["inputs"].shape == (8, 11, 9) for b in evals)
+  jax.tree.map(np.testing.assert_array_equal, list(evals), list(ntm_task.NTMTask(c).eval_batches()))
+  assert not np.array_equal(evals[0]["inputs"], evals[1]["inputs"])
+  for length in (5, 10):  # every generalisation sequence has exactly `length` vectors to copy
+    batch = task.generalisation_batch(length)
+    np.testing.assert_array_equal(batch["mask"].sum(1), length)
+  c.data.eval_batch_size = 5
+  with pytest.raises(ConfigError):
+    ntm_task.NTMTask(c)
+
+
+def test_bfloat16_is_a_config_error():
+  with pytest.raises(ConfigError, match="float32"):
+    ntm_task.NTMTask(load_config(f"{CONFIG}:copy-ntm_lstm", ["--config.dtype=bfloat16"]))
 
 
 # ---------------------------------------------------------------- sizes
 def _num_params(variant):
   task = ntm_task.NTMTask(load_config(f"{CONFIG}:{variant}"))
-  shapes = jax.eval_shape(task.init_params, jax.random.key(0))
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.meta.unbox(shapes)))
+  shapes = jax.eval_shape(task.init, jax.random.key(0))
+  assert set(shapes) == {"params"}
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.meta.unbox(shapes["params"])))
 
 
 def test_parameter_counts_match_the_architecture():
@@ -276,21 +313,55 @@ def _tiny_config(variant="copy-ntm_lstm"):
   return c
 
 
-def test_data_parallel_training_equals_one_device():
-  """8 fake devices (batch split 8 ways) give the losses and parameters of one device."""
-  def run(devices, data):
+MESH_2X2X2 = dict(data=2, fsdp=2, tensor=2, stage=1)
+
+
+@pytest.mark.parametrize("variant", ["copy-ntm_lstm", "copy-ntm_ff", "copy-lstm", "repeat_copy-ntm_lstm",
+                                     "associative_recall-ntm_ff", "priority_sort-ntm_lstm"])
+def test_paper_sizes_divide_over_a_data_fsdp_tensor_mesh(variant):
+  """Parameters whose size the task fixes (29 or 129 controller inputs, 9 outputs) are not
+  sharded, so the trainer accepts every variant on data=2 x fsdp=2 x tensor=2."""
+  c = load_config(f"{CONFIG}:{variant}")
+  c.mesh.update(MESH_2X2X2)
+  Trainer(c, devices=jax.devices())
+
+
+def test_sharded_training_equals_one_device():
+  """8 fake devices (data=2 x fsdp=2 x tensor=2: batch split 4 ways, hidden units 2 ways) give
+  the losses and parameters of one device; the sharded evaluation gives the held-out cost
+  computed on the host, sequence by sequence."""
+  def run(devices, mesh):
     c = _tiny_config()
-    c.mesh.data = data
+    c.mesh.update(mesh)
     trainer = Trainer(c, devices=devices)
     state, history = trainer.run_steps(trainer.init_state(), range(3))
     assert all(np.isfinite(m["grad_norm"]) for m in history)
-    return [float(m["loss"]) for m in history], jax.device_get(state.params), trainer
+    return [float(m["loss"]) for m in history], state, trainer
 
-  one_losses, one_params, _ = run(jax.devices()[:1], 1)
-  many_losses, many_params, trainer = run(jax.devices(), 8)
+  one_losses, one_state, _ = run(jax.devices()[:1], dict(data=1, fsdp=1, tensor=1, stage=1))
+  many_losses, many_state, trainer = run(jax.devices(), MESH_2X2X2)
   np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), many_params, one_params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               jax.device_get(many_state.params), jax.device_get(one_state.params))
   assert one_losses[0] > 0
-  metrics = trainer.task.evaluate(many_params, 3)
-  assert set(metrics) == {f"{k}_len{n}" for k in ("bits_per_sequence", "bit_errors_per_sequence")
-                          for n in (5, 10)}
+
+  variables = jax.device_get(many_state.variables())
+  metrics = trainer.evaluate(many_state, 3)
+  lengths = {f"{k}_len{n}" for k in ("bits_per_sequence", "bit_errors_per_sequence") for n in (5, 10)}
+  assert set(metrics) == {"loss", "bits_per_sequence", "bit_errors_per_sequence"} | lengths
+  task = trainer.task
+  bits, wrong = [], []
+  for batch in task.eval_batches():
+    logits, _ = task.forward(variables, batch["inputs"])
+    b, w = ntm_task.sequence_bits(logits, batch["targets"], batch["mask"])
+    bits.append(b)
+    wrong.append(w)
+  np.testing.assert_allclose(metrics["bits_per_sequence"], np.mean(np.concatenate(bits)), rtol=1e-4)
+  np.testing.assert_allclose(metrics["loss"], metrics["bits_per_sequence"], rtol=1e-6)
+  np.testing.assert_allclose(metrics["bit_errors_per_sequence"], np.mean(np.concatenate(wrong)),
+                             rtol=1e-5)
+  batch = task.generalisation_batch(10)
+  logits, _ = task.forward(variables, batch["inputs"])
+  b, w = ntm_task.sequence_bits(logits, batch["targets"], batch["mask"])
+  np.testing.assert_allclose(metrics["bits_per_sequence_len10"], np.mean(b), rtol=1e-4)
+  np.testing.assert_allclose(metrics["bit_errors_per_sequence_len10"], np.mean(w), rtol=1e-5)

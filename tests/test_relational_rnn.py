@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import relational_rnn as rrnn_config
+from core.data import local_batch
 from core.task import ConfigError
 from papers.relational_rnn import model as rrnn
 from papers.relational_rnn.task import NthFarthestTask, nth_farthest_batch
@@ -67,10 +68,17 @@ def test_train_batch_is_a_pure_function_of_seed_and_step():
   a, b, other = task.train_batch(5), task.train_batch(5), task.train_batch(6)
   np.testing.assert_array_equal(a["inputs"], b["inputs"])
   assert not np.array_equal(a["inputs"], other["inputs"])
-  shards = [task.train_batch(5, s, 4) for s in range(4)]
-  np.testing.assert_array_equal(np.concatenate([s["inputs"] for s in shards]), a["inputs"])
+  shards = [local_batch(task, 5, 16, s, 4) for s in range(4)]
+  for key in a:
+    np.testing.assert_array_equal(np.concatenate([s[key] for s in shards]), a[key])
+  spec = task.batch_spec()
+  assert {k: (v.shape, v.dtype) for k, v in spec.items()} == {k: (v.shape, v.dtype) for k, v in a.items()}
   evals = task.eval_batches()
   assert len(evals) == 2 and evals[0]["inputs"].shape == (32, 8, 40)
+  # The test set is fixed (the held-out stream of the seed) and disjoint from step 0's stream.
+  again = NthFarthestTask(_tiny_config()).eval_batches()
+  jax.tree.map(np.testing.assert_array_equal, evals, again)
+  assert not np.array_equal(evals[0]["inputs"][:16], task.train_batch(0)["inputs"])
 
 
 def test_config_errors():
@@ -84,6 +92,28 @@ def test_config_errors():
   c.data.eval_batch_size = 50
   with pytest.raises(ConfigError):
     NthFarthestTask(c)
+  c = _tiny_config()
+  c.dtype = "float16"
+  with pytest.raises(ConfigError):
+    NthFarthestTask(c)
+
+
+@pytest.mark.parametrize("core,gate_style", [("rmc", "unit"), ("rmc", ""), ("lstm", "unit")])
+def test_bfloat16_compute_runs_and_tracks_float32(core, gate_style):
+  """--config.dtype=bfloat16: matmuls in bfloat16, parameters, state and logits in float32."""
+  losses = {}
+  for dtype in ("float32", "bfloat16"):
+    c = _tiny_config(core)
+    c.model.gate_style, c.dtype = gate_style, dtype
+    task = NthFarthestTask(c)
+    variables = nn.unbox(task.init(jax.random.key(0)))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
+    loss, metrics, updates = jax.jit(
+        lambda v, b, t=task: t.loss(v, b, None, train=True))(variables, task.train_batch(0))
+    assert updates == {} and loss.dtype == jnp.float32 and set(metrics) == {"accuracy"}
+    losses[dtype] = float(loss)
+  assert np.isfinite(losses["bfloat16"])
+  np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=2e-2)
 
 
 # ---------------------------------------------------------------- numpy references
@@ -218,7 +248,9 @@ def test_sequence_classifier_equals_a_python_loop_over_the_core(core):
 
 def test_params_carry_logical_axes():
   task = NthFarthestTask(_tiny_config())
-  boxed = jax.eval_shape(task.init_params, jax.random.key(0))
+  variables = jax.eval_shape(task.init, jax.random.key(0))
+  assert set(variables) == {"params"}
+  boxed = variables["params"]
   qkv = nn.get_partition_spec(boxed)["core"]["attention_0"]["qkv"]["kernel"]
   assert tuple(qkv) == ("embed", "heads")
   leaves = jax.tree.leaves(boxed, is_leaf=lambda x: isinstance(x, nn.Partitioned))
@@ -248,14 +280,30 @@ def test_sharded_training_equals_one_device(core, mesh, check_eval):
     trainer = Trainer(cfg, devices=devices)
     state, history = trainer.run_steps(trainer.init_state(), range(2))
     losses = [float(m["loss"]) for m in history]
-    evaluated = trainer.evaluate(state.params, 2) if check_eval else None
-    return losses, jax.device_get(state.params), evaluated
+    evaluated = trainer.evaluate(state, 2) if check_eval else None
+    return losses, jax.device_get(state.params), evaluated, trainer.task
 
-  one_losses, one_params, one_eval = run(dict(data=1, fsdp=1, tensor=1, stage=1), jax.devices()[:1])
-  many_losses, many_params, many_eval = run(mesh, jax.devices())
+  one_losses, one_params, one_eval, task = run(dict(data=1, fsdp=1, tensor=1, stage=1),
+                                               jax.devices()[:1])
+  many_losses, many_params, many_eval, _ = run(mesh, jax.devices())
   np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                many_params, one_params)
   if many_eval is not None:  # the held-out evaluation, also sharded
-    assert set(many_eval) >= {"loss", "accuracy", "accuracy_n8", "accuracy_nontrivial"}
-    np.testing.assert_allclose(many_eval["accuracy"], one_eval["accuracy"], atol=1e-6)
+    k = c.data.num_objects
+    names = {"loss", "accuracy", "accuracy_nontrivial"} | {f"accuracy_n{i}" for i in range(1, k + 1)}
+    assert set(many_eval) == set(one_eval) == names
+    for name in names:
+      np.testing.assert_allclose(many_eval[name], one_eval[name], atol=1e-5, err_msg=name)
+    # Against the test set scored on the host, example by example.
+    test = task.test_set
+    logits = np.asarray(task.model.apply({"params": one_params}, test["inputs"]))
+    correct = logits.argmax(-1) == test["targets"]
+    want = {f"accuracy_n{i + 1}": correct[test["n"] == i].mean() for i in range(k)}
+    want["accuracy"] = correct.mean()
+    want["accuracy_nontrivial"] = correct[test["n"] != k - 1].mean()
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    want["loss"] = -log_probs[np.arange(len(logits)), test["targets"]].mean()
+    for name, value in want.items():
+      np.testing.assert_allclose(one_eval[name], value, rtol=1e-5, atol=1e-6, err_msg=name)

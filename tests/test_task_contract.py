@@ -250,3 +250,22 @@ def test_metrics_and_tensorboard_through_epath(where, tmp_path, memory_bucket):
                                    {"step": 3, "split": "eval", "loss": 0.25}]
   events = list((epath.Path(workdir) / "tensorboard").iterdir())
   assert events and events[0].name.startswith("events.out.tfevents") and events[0].stat().length > 0
+
+
+# ---- derived config values follow the overrides --------------------------------------------
+
+def test_derived_values_follow_overrides():
+  from core.config import load_config  # pylint: disable=g-import-not-at-top
+  from configs.scaling_laws import kaplan_learning_rate  # pylint: disable=g-import-not-at-top
+  copy = load_config(os.path.join(ROOT, "configs/transformer.py"), ["--config.model.d_model=256"])
+  assert copy.optimizer.noam_d_model == 256
+  big = load_config(os.path.join(ROOT, "configs/transformer.py:big"))
+  assert big.optimizer.noam_d_model == big.model.d_model == 1024
+  scaling = load_config(os.path.join(ROOT, "configs/scaling_laws.py"), ["--config.model.d_model=64"])
+  assert scaling.model.d_ff == 256
+  assert scaling.optimizer.learning_rate == pytest.approx(
+      kaplan_learning_rate(scaling.model.num_layers, 64, scaling.lr_scale))
+  explicit = load_config(os.path.join(ROOT, "configs/scaling_laws.py"),
+                         ["--config.model.d_model=64", "--config.optimizer.learning_rate=0.01",
+                          "--config.model.d_ff=100"])
+  assert explicit.optimizer.learning_rate == 0.01 and explicit.model.d_ff == 100  # explicit wins

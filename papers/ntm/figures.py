@@ -36,7 +36,7 @@ def restore(variant, workdir):
   step = checkpointer.latest_step()
   state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
   checkpointer.close()
-  return trainer.task, jax.device_get(state.params), step, config
+  return trainer.task, jax.device_get(state.variables()), step, config
 
 
 def smooth(values, width=10):
@@ -100,8 +100,8 @@ def run_examples(models, lengths):
   rows = [copy_batch(np.random.default_rng([99, n]), 1, n, n, num_steps=steps) for n in lengths]
   batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
   outputs = {}
-  for variant, (task, params, _, _) in models.items():
-    logits, trace = task._apply(params, batch["inputs"])  # pylint: disable=protected-access
+  for variant, (task, variables, _, _) in models.items():
+    logits, trace = task.forward(variables, batch["inputs"])
     outputs[variant] = (np.asarray(jax.nn.sigmoid(logits)), jax.device_get(trace))
   return batch, outputs
 

@@ -76,7 +76,11 @@ def write(memory, w, erase, add):
 
 
 # --------------------------------------------------------------------------
-# Layers with logical axis names (the trainer maps them to mesh axes).
+# Layers with logical axis names (the trainer maps them to mesh axes). Only the
+# controller / LSTM hidden units are named ("mlp"); dimensions whose size the
+# task fixes (input channels, the concatenated controller input, head
+# parameters, output channels: 29, 129, 26, 9, ...) stay unsharded (None), so
+# any mesh divides them.
 # --------------------------------------------------------------------------
 def zero_carry(batch, features):
   """The (c, h) an LSTM starts an episode with."""
@@ -99,7 +103,7 @@ class LSTMCell(nn.Module):
   @nn.compact
   def __call__(self, carry, x):
     c, h = carry
-    z = _dense(4 * self.features, ("embed", "mlp"), "gates")(jnp.concatenate([x, h], -1))
+    z = _dense(4 * self.features, (None, "mlp"), "gates")(jnp.concatenate([x, h], -1))
     i, f, g, o = jnp.split(z, 4, axis=-1)
     if self.peepholes:
       peep = lambda n: self.param(
@@ -138,7 +142,7 @@ class NTMCell(nn.Module):
     """Controller output -> per-head (key, beta, gate, shift, gamma[, erase, add])."""
     m, s = self.memory_width, 2 * self.shift_range + 1
     sizes = [m, 1, 1, s, 1] + ([m, m] if write_head else [])
-    z = _dense(self.num_heads * sum(sizes), ("mlp", "heads"), name)(h)
+    z = _dense(self.num_heads * sum(sizes), ("mlp", None), name)(h)
     z = jnp.clip(z, -self.clip, self.clip).reshape(h.shape[0], self.num_heads, -1)
     key, beta, gate, shift, gamma, *rest = jnp.split(z, list(_cumsum(sizes[:-1])), -1)
     params = dict(key=key, beta=jax.nn.softplus(beta[..., 0]), gate=jax.nn.sigmoid(gate[..., 0]),
@@ -159,7 +163,7 @@ class NTMCell(nn.Module):
         state, h = LSTMCell(self.controller_size, name=name)(ctrl_state[layer], h)
         new_state.append(state)
       elif self.controller == "ff":
-        h = jax.nn.sigmoid(_dense(self.controller_size, ("embed", "mlp"), name)(h))
+        h = jax.nn.sigmoid(_dense(self.controller_size, (None, "mlp"), name)(h))
       else:
         raise ValueError(f"controller must be 'lstm' or 'ff', got {self.controller!r}")
     ctrl_state = tuple(new_state)
@@ -175,7 +179,7 @@ class NTMCell(nn.Module):
     reads = jax.vmap(jax.vmap(read, in_axes=(None, 0)))(memory, w_read)
 
     out_in = jnp.concatenate([h, reads.reshape(batch, -1)], -1)
-    logits = _dense(self.output_size, ("mlp", "vocab"), "output")(out_in)
+    logits = _dense(self.output_size, ("mlp", None), "output")(out_in)
     return (ctrl_state, memory, reads, w_read, w_write), (logits, w_read, w_write)
 
 
@@ -242,7 +246,7 @@ class StackedLSTM(nn.Module):
       x = below if layer == 0 else jnp.concatenate([inputs, below], -1)
       _, below = cell(zero_carry(batch, self.hidden_size), x)
       tops.append(below)
-    logits = _dense(self.output_size, ("mlp", "vocab"), "output")(jnp.concatenate(tops, -1))
+    logits = _dense(self.output_size, ("mlp", None), "output")(jnp.concatenate(tops, -1))
     return logits, {}
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.task import ConfigError, Task, step_rng
+from core.task import ConfigError, Task, heldout_rng, spec, step_rng
 from papers.ntm.model import NTM, StackedLSTM
 
 REPEAT_MEAN, REPEAT_STD = 5.5, math.sqrt(8.25)  # uniform {1..10}, normalised (Section 4.2)
@@ -139,7 +139,16 @@ def build_model(config, output_size):
 
 
 class NTMTask(Task):
-  """One of the paper's tasks (config.data.task) with an NTM or the LSTM baseline."""
+  """One of the paper's tasks (config.data.task) with an NTM or the LSTM baseline.
+
+  Training sequences are fresh every step (`train_batch`, a pure function of (seed, step));
+  the held-out sequences and, for copy, the longer generalisation sequences come from
+  `heldout_rng(seed, ...)`, a stream no training step draws from.
+  """
+  # The addressing relies on epsilons (1e-16 inside the cosine norms, 1e-12 in the log of
+  # sharpening) and on a 1e-6 memory start that bfloat16 cannot carry beside O(1) writes;
+  # the nets are tiny and latency-bound, so a low-precision compute dtype gains nothing.
+  supported_dtypes = ("float32",)
 
   def __init__(self, config):
     super().__init__(config)
@@ -147,43 +156,69 @@ class NTMTask(Task):
     if name not in GENERATORS:
       raise ConfigError(f"config.data.task must be one of {sorted(GENERATORS)}, got {name!r}")
     self.generate = functools.partial(GENERATORS[name], **dict(config.data.get("args", {})))
-    example = self.generate(np.random.default_rng(0), 1)
-    self.model = build_model(config, example["targets"].shape[-1])
-    self.input_size = example["inputs"].shape[-1]
-    self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x))
+    d = config.data
+    if d.eval_sequences % d.eval_batch_size:
+      raise ConfigError(f"config.data.eval_sequences ({d.eval_sequences}) must be a multiple of "
+                        f"config.data.eval_batch_size ({d.eval_batch_size})")
+    # A batch of zero sequences: every array's shape and dtype, without generating any data.
+    self._empty = self.generate(np.random.default_rng(0), 0)
+    self.model = build_model(config, self._empty["targets"].shape[-1])
+    self.input_size = self._empty["inputs"].shape[-1]
 
-  def init_params(self, rng):
+  def init(self, rng):
     num_steps = 3  # parameter shapes do not depend on the sequence length
-    return self.model.init(rng, jnp.zeros((1, num_steps, self.input_size)))["params"]
+    return self.model.init(rng, jnp.zeros((1, num_steps, self.input_size)))
 
-  def loss(self, params, batch, rng):
-    del rng
-    logits, _ = self.model.apply({"params": params}, batch["inputs"])
+  def batch_spec(self):
+    b = self.config.batch_size
+    return {k: spec((b, *v.shape[1:]), v.dtype) for k, v in self._empty.items()}
+
+  def loss(self, variables, batch, rng, *, train):
+    (logits, _), state = self.apply(variables, batch["inputs"], train=train, rng=rng)
     bits, wrong = sequence_bits(logits, batch["targets"], batch["mask"])
     cost = jnp.mean(bits)
-    return cost, {"bits_per_sequence": cost, "bit_errors_per_sequence": jnp.mean(wrong)}
+    return cost, {"bits_per_sequence": cost, "bit_errors_per_sequence": jnp.mean(wrong)}, state
 
-  def train_batch(self, step, shard=0, num_shards=1):
-    batch = self.generate(step_rng(self.config.seed, step), self.config.batch_size)
-    per = self.config.batch_size // num_shards
-    return {k: v[shard * per:(shard + 1) * per] for k, v in batch.items()}
+  def train_batch(self, step):
+    return self.generate(step_rng(self.config.seed, step), self.config.batch_size)
+
+  @functools.cached_property
+  def _heldout(self):
+    d = self.config.data
+    rng = heldout_rng(self.config.seed)
+    return [self.generate(rng, d.eval_batch_size) for _ in range(d.eval_sequences // d.eval_batch_size)]
 
   def eval_batches(self):
-    n, size = self.config.data.eval_sequences, self.config.data.eval_batch_size
-    rng = np.random.default_rng([self.config.seed, 2**31 - 1])  # a stream no train step uses
-    return [self.generate(rng, size) for _ in range(n // size)]
+    """`data.eval_sequences` fixed held-out sequences of the training distribution."""
+    return self._heldout
 
-  def evaluate(self, params, step):
+  @functools.cached_property
+  def forward(self):
+    """The model, jitted once: (variables, inputs) -> (logits, read/write weightings)."""
+    return jax.jit(lambda variables, inputs: self.model.apply(variables, inputs))
+
+  def generalisation_batch(self, length):
+    """`data.eval_batch_size` held-out copy sequences of exactly `length` vectors."""
+    return copy_batch(heldout_rng(self.config.seed, length), self.config.data.eval_batch_size,
+                      length, length)
+
+  @functools.cached_property
+  def _sequence_metrics(self):
+    """Jitted once (traced once per sequence length): mean bits and wrong bits of a batch."""
+    def metrics(variables, batch):
+      logits, _ = self.model.apply(variables, batch["inputs"])
+      bits, wrong = sequence_bits(logits, batch["targets"], batch["mask"])
+      return jnp.mean(bits), jnp.mean(wrong)
+    return jax.jit(metrics)
+
+  def evaluate(self, variables, step):
     """Copy only: cost on longer sequences than training saw (the paper's Figures 4-5)."""
     del step
     if self.config.data.task != "copy":
       return {}
     out = {}
     for length in self.config.data.generalisation_lengths:
-      batch = copy_batch(np.random.default_rng([self.config.seed, length]),
-                         self.config.data.eval_batch_size, length, length)
-      logits, _ = self._apply(jax.device_get(params), batch["inputs"])
-      bits, wrong = sequence_bits(logits, batch["targets"], batch["mask"])
-      out[f"bits_per_sequence_len{length}"] = float(jnp.mean(bits))
-      out[f"bit_errors_per_sequence_len{length}"] = float(jnp.mean(wrong))
+      bits, wrong = self._sequence_metrics(variables, self.generalisation_batch(length))
+      out[f"bits_per_sequence_len{length}"] = float(bits)
+      out[f"bit_errors_per_sequence_len{length}"] = float(wrong)
     return out

@@ -8,7 +8,9 @@ memory. This follows the authors' Sonnet implementation: queries come from all
 N+1 rows (identical to "queries from memory only" with one attention block), and
 there is no output gate: the output is the flattened memory.
 
-Pure and mesh-free: parameters carry logical axis names only.
+Pure and mesh-free: parameters carry logical axis names only. `dtype` is the compute
+dtype of the dense layers, attention and layer norms (parameters stay float32); the
+recurrent state (the RMC's memory, the LSTM's c and h) and the logits stay float32.
 """
 from __future__ import annotations
 
@@ -108,6 +110,7 @@ class RelationalMemoryCore(nn.Module):
       input_gate, forget_gate = jnp.split(from_memory + from_input[:, None, :], 2, axis=-1)
       proposal = (jax.nn.sigmoid(input_gate + self.input_bias) * jnp.tanh(proposal)
                   + jax.nn.sigmoid(forget_gate + self.forget_bias) * memory)
+    proposal = proposal.astype(memory.dtype)  # the state keeps its dtype (float32) across steps
     return proposal, proposal.reshape(proposal.shape[0], -1)
 
 
@@ -118,7 +121,7 @@ class LSTMCore(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   def initial_memory(self, batch_size: int):
-    zeros = jnp.zeros((batch_size, self.hidden_size), self.dtype)
+    zeros = jnp.zeros((batch_size, self.hidden_size), jnp.float32)  # state in float32
     return zeros, zeros
 
   @nn.compact

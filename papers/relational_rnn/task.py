@@ -6,17 +6,18 @@ positions), and every step also carries the question "what is the n-th farthest
 vector (Euclidean distance) from the vector labelled m?". Step t's input is the
 40-dim concatenation (x_t; one_hot(label_t); one_hot(n); one_hot(m)); the target
 is the label of the answer (n=1: farthest; n=K: the reference itself).
-Fresh sequences every step, as in the paper; the test set is a fixed sample.
+Fresh sequences every step, as in the paper; the test set is a fixed sample from the
+held-out stream (core.task.heldout_rng).
 """
 from __future__ import annotations
 
-import flax.linen as nn
-import jax
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.task import ConfigError, Task, step_rng
+from core.task import ConfigError, Task, heldout_rng, ratio, spec, step_rng
 from papers.relational_rnn.model import SequenceClassifier
 
 
@@ -41,7 +42,12 @@ def nth_farthest_batch(rng: np.random.Generator, batch_size: int, num_objects: i
 
 
 class NthFarthestTask(Task):
-  """RMC (or LSTM) reads the 8 vectors and names the n-th farthest from vector m."""
+  """RMC (or LSTM) reads the 8 vectors and names the n-th farthest from vector m.
+
+  Evaluation scores the fixed test set (`data.test_examples` sequences from
+  `heldout_rng(seed)`) once, under the trainer's jit: loss, accuracy, accuracy per n
+  (`accuracy_n1` .. `accuracy_nK`) and on the questions with n < K (`accuracy_nontrivial`).
+  """
 
   def __init__(self, config):
     super().__init__(config)
@@ -59,55 +65,54 @@ class NthFarthestTask(Task):
       core_kwargs = dict(hidden_size=m.hidden_size)
     else:
       raise ConfigError(f"config.model.core must be 'rmc' or 'lstm', got {m.core!r}")
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.get("dtype", "float32")]
     self.model = SequenceClassifier(num_classes=d.num_objects, core=m.core, core_kwargs=core_kwargs,
-                                    mlp_sizes=tuple(m.mlp_sizes), unroll=m.unroll, dtype=dtype)
-    self._predict = jax.jit(lambda p, x: jnp.argmax(self.model.apply({"params": p}, x), -1))
+                                    mlp_sizes=tuple(m.mlp_sizes), unroll=m.unroll, dtype=self.dtype)
 
   def _batch(self, rng, size):
     d = self.config.data
     inputs, targets, n = nth_farthest_batch(rng, size, d.num_objects, d.num_features)
     return {"inputs": inputs, "targets": targets, "n": n}
 
-  def init_params(self, rng):
+  def init(self, rng):
     d = self.config.data
     x = jnp.zeros((1, d.num_objects, d.num_features + 3 * d.num_objects), jnp.float32)
-    return self.model.init(rng, x)["params"]
+    return self.model.init(rng, x)
 
-  def loss(self, params, batch, rng):
-    del rng
-    logits = self.model.apply({"params": params}, batch["inputs"])
+  def batch_spec(self):
+    b, d = self.config.batch_size, self.config.data
+    return {"inputs": spec((b, d.num_objects, d.num_features + 3 * d.num_objects), np.float32),
+            "targets": spec((b,), np.int32), "n": spec((b,), np.int32)}
+
+  def loss(self, variables, batch, rng, *, train):
+    logits, state = self.apply(variables, batch["inputs"], train=train, rng=rng)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
     accuracy = (jnp.argmax(logits, -1) == batch["targets"]).mean()
-    return loss, {"loss": loss, "accuracy": accuracy}
+    return loss, {"accuracy": accuracy}, state
 
-  def train_batch(self, step, shard=0, num_shards=1):
-    size = self.config.batch_size
-    if size % num_shards:
-      raise ConfigError(f"batch_size {size} is not divisible into {num_shards} shards")
-    batch = self._batch(step_rng(self.config.seed, step), size)
-    per = size // num_shards
-    return {k: v[shard * per:(shard + 1) * per] for k, v in batch.items()}
+  def train_batch(self, step):
+    return self._batch(step_rng(self.config.seed, step), self.config.batch_size)
 
+  @functools.cached_property
   def test_set(self):
-    d = self.config.data
-    return self._batch(np.random.default_rng(d.test_seed), d.test_examples)
+    """The fixed test set: `data.test_examples` sequences from the held-out stream."""
+    return self._batch(heldout_rng(self.config.seed), self.config.data.test_examples)
 
   def eval_batches(self):
-    test, size = self.test_set(), self.config.data.eval_batch_size
+    test, size = self.test_set, self.config.data.eval_batch_size
     return [{k: v[i:i + size] for k, v in test.items()}
             for i in range(0, self.config.data.test_examples, size)]
 
-  def evaluate(self, params, step):
-    """Test accuracy split by n: n=K (the reference itself) is trivial, the rest are not."""
-    del step
-    test, size = self.test_set(), self.config.data.eval_batch_size
-    params = nn.unbox(params)
-    pred = np.concatenate([np.asarray(self._predict(params, test["inputs"][i:i + size]))
-                           for i in range(0, len(test["targets"]), size)])
-    correct = pred == test["targets"]
-    metrics = {f"accuracy_n{k + 1}": float(correct[test["n"] == k].mean())
-               for k in range(self.config.data.num_objects)}
-    nontrivial = test["n"] != self.config.data.num_objects - 1
-    metrics["accuracy_nontrivial"] = float(correct[nontrivial].mean())
+  def eval_metrics(self, variables, batch):
+    """Loss and accuracy over all rows, accuracy per n, and on the non-trivial n < K."""
+    logits, _ = self.apply(variables, batch["inputs"], train=False)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    correct = (jnp.argmax(logits, -1) == batch["targets"]).astype(jnp.float32)
+    rows = correct.shape[0]
+    k = self.config.data.num_objects
+    metrics = {"loss": (losses.sum(), rows), "accuracy": (correct.sum(), rows)}
+    for i in range(k):  # n = i + 1; n = K asks for the reference itself
+      is_n = (batch["n"] == i).astype(jnp.float32)
+      metrics[f"accuracy_n{i + 1}"] = ratio(jnp.sum(correct * is_n), jnp.sum(is_n))
+    nontrivial = (batch["n"] != k - 1).astype(jnp.float32)
+    metrics["accuracy_nontrivial"] = ratio(jnp.sum(correct * nontrivial), jnp.sum(nontrivial))
     return metrics
