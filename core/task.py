@@ -109,6 +109,12 @@ class Task(abc.ABC):
     pipeline = config.get("pipeline", {})
     self.microbatches = int(pipeline.get("microbatches", 1))
     self.remat = bool(pipeline.get("remat", True))
+    if stages > 1:
+      accum = int(config.optimizer.get("grad_accum_steps", 1)) if "optimizer" in config else 1
+      rows = int(config.batch_size) // max(accum, 1)
+      if self.microbatches < 1 or rows % self.microbatches:
+        raise ConfigError(f"pipeline.microbatches {self.microbatches} must divide the batch of "
+                          f"{rows} rows that each pipelined step sees (batch_size / grad_accum_steps)")
 
   # ---- model ----------------------------------------------------------------
   @abc.abstractmethod
@@ -185,14 +191,20 @@ def load_task(config) -> Task:
   return cls(config)
 
 
+def _entropy(*words: int, extra: tuple[int, ...]) -> list[int]:
+  # numpy seeds [a, b] and [a, b, 0] alike: ending the extra words with their count (never 0)
+  # keeps every (words, extra) its own stream.
+  return [*words, *extra, len(extra)] if extra else list(words)
+
+
 def step_rng(seed: int, step: int, *extra: int) -> np.random.Generator:
   """A numpy generator that depends only on (seed, step, extra): resumable training data."""
-  return np.random.default_rng([seed, step, *extra])
+  return np.random.default_rng(_entropy(seed, step, extra=extra))
 
 
 def heldout_rng(seed: int, *extra: int) -> np.random.Generator:
   """The generator of held-out data: a stream that no training step draws from."""
-  return np.random.default_rng([seed, HELD_OUT_STREAM, *extra])
+  return np.random.default_rng(_entropy(seed, HELD_OUT_STREAM, extra=extra))
 
 
 def ratio(numerator, denominator) -> tuple[Any, Any]:

@@ -1,15 +1,19 @@
 """Sort-of-CLEVR generator, Relation Network pieces and data-parallel training."""
 import math
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs.relation_networks import get_config
+from configs.relation_networks import VARIANTS, get_config
+from core.data import local_batch
+from core.task import ConfigError, heldout_rng, step_rng
+from core.train import strip_boxes
 from papers.relation_networks import model as rn_model
 from papers.relation_networks import sort_of_clevr as soc
-from papers.relation_networks.task import SortOfClevrTask
+from papers.relation_networks.task import KIND_NAMES, QUESTIONS_PER_IMAGE, SortOfClevrTask
 
 
 def objects_from_pixels(image):
@@ -57,12 +61,16 @@ def test_generator_answers_match_a_brute_force_reading_of_the_image():
       assert list(scene.kinds[:10] // 3) == [0] * 10 and list(scene.kinds[10:] // 3) == [1] * 10
       for bits, answer in zip(scene.questions, scene.answers):
         expected, margin = brute_force_answer(objects, bits, 75)
-        if margin < 1.0:  # pixel centroids are within half a pixel of the true centres
+        # Pixel centroids are within half a pixel of the true centres in x and y (checked
+        # above): a coordinate is off by <= 0.5, a distance between two objects by <= 2 x 0.5
+        # x sqrt(2), a difference of two distances from the same object by <= 2 sqrt(2).
+        tolerance = 2 * math.sqrt(2) if bits[7] == 1 else 0.5
+        if margin <= tolerance:
           ambiguous += 1
           continue
         assert soc.ANSWERS[answer] == expected, soc.describe(bits)
         checked += 1
-  assert checked >= 1500 and ambiguous <= 100  # near-ties and near-middle objects
+  assert checked >= 1400 and ambiguous <= 200  # near-ties and near-middle objects
 
 
 def test_scenes_are_a_pure_function_of_seed_split_and_index():
@@ -71,6 +79,12 @@ def test_scenes_are_a_pure_function_of_seed_split_and_index():
   np.testing.assert_array_equal(a.questions, b.questions)
   assert not np.array_equal(a.image, soc.scene(0, "test", 7).image)
   assert not np.array_equal(a.image, soc.scene(1, "train", 7).image)
+  # The test split is the held-out stream of core.task, which no training step draws from.
+  np.testing.assert_array_equal(soc.scene_rng(0, "test", 7).integers(0, 2**31, 8),
+                                heldout_rng(0, 7).integers(0, 2**31, 8))
+  for step in range(3):
+    assert not np.array_equal(soc.scene_rng(0, "test", 0).integers(0, 2**31, 8),
+                              step_rng(0, step).integers(0, 2**31, 8))
 
 
 def test_relation_pairs_match_a_numpy_loop():
@@ -124,8 +138,8 @@ def tiny_config(head="rn"):
   config.model.g_units = (8, 8)
   config.model.f_units = (8,)
   config.data.train_images = 50
-  config.data.test_images = 10
-  config.data.eval_images_per_batch = 5
+  config.data.test_images = 8
+  config.data.eval_images_per_batch = 4  # 80 rows: a multiple of 8
   # Plain SGD with small steps: parameters then differ exactly as much as the gradients do
   # (Adam's normalised steps would magnify float noise in near-zero gradients).
   config.optimizer.name = "sgd"
@@ -134,25 +148,77 @@ def tiny_config(head="rn"):
   return config
 
 
-def test_train_batch_shards_concatenate_to_the_global_batch():
+def test_batch_spec_matches_the_train_batch_and_process_shards_concatenate_to_it():
   task = SortOfClevrTask(tiny_config())
   whole = task.train_batch(5)
-  shards = [task.train_batch(5, s, 4) for s in range(4)]
+  assert {k: (v.shape, v.dtype) for k, v in whole.items()} == {
+      k: (s.shape, s.dtype) for k, s in task.batch_spec().items()}
+  shards = [local_batch(task, 5, 16, p, 4) for p in range(4)]
   for key in whole:
     np.testing.assert_array_equal(np.concatenate([s[key] for s in shards]), whole[key])
   assert not np.array_equal(task.train_batch(6)["images"], whole["images"])
 
 
-def test_test_batches_hold_every_test_question_half_of_them_relational():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_eval_batches_split_over_8_devices(variant):
+  d = get_config(variant).data
+  assert d.test_images % d.eval_images_per_batch == 0
+  assert d.eval_images_per_batch * QUESTIONS_PER_IMAGE % 8 == 0
+
+
+def test_eval_batches_hold_every_test_question_once_half_of_them_relational():
   task = SortOfClevrTask(tiny_config())
-  batches = list(task.test_batches())
+  batches = list(task.eval_batches())
   assert len(batches) == 2
   for batch in batches:
-    assert batch["questions"].shape == (100, 11)
+    assert batch["questions"].shape == (80, 11) and set(batch) == set(task.batch_spec())
     assert (batch["kinds"] >= 3).mean() == 0.5
+  images = np.concatenate([b["images"] for b in batches])[::QUESTIONS_PER_IMAGE]
+  expected = [soc.scene(0, "test", i, 40, 3).image for i in range(8)]
+  np.testing.assert_array_equal(images, expected)
+  with pytest.raises(ConfigError, match="eval_images_per_batch"):
+    config = tiny_config()
+    config.data.eval_images_per_batch = 3
+    SortOfClevrTask(config)
 
 
-def test_data_parallel_training_on_8_devices_equals_one_device(head="rn"):
+def host_scores(task, variables):
+  """Test metrics counted in numpy from the model's logits, batch by batch."""
+  logits_fn = jax.jit(lambda v, b: task._logits(v, b, None, False)[0])  # pylint: disable=protected-access
+  losses, correct, kinds = [], [], []
+  for batch in task.eval_batches():
+    logits = np.asarray(logits_fn(variables, batch), np.float64)
+    log_z = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+    losses.append(log_z - logits[np.arange(len(logits)), batch["answers"]])
+    correct.append(logits.argmax(-1) == batch["answers"])
+    kinds.append(batch["kinds"])
+  losses, correct, kinds = map(np.concatenate, (losses, correct, kinds))
+  scores = {"loss": losses.mean(), "accuracy": correct.mean(),
+            "relational_accuracy": correct[kinds >= 3].mean(),
+            "non_relational_accuracy": correct[kinds < 3].mean()}
+  scores.update({f"accuracy_{name}": correct[kinds == k].mean() for k, name in enumerate(KIND_NAMES)})
+  return scores
+
+
+def test_bfloat16_config_computes_in_bfloat16():
+  config = tiny_config()
+  config.dtype = "bfloat16"
+  task = SortOfClevrTask(config)
+  assert task.dtype == jnp.bfloat16
+  variables = strip_boxes(jax.eval_shape(task.init, jax.random.key(0)))
+  jaxpr = str(jax.make_jaxpr(lambda v, b: task.loss(v, b, None, train=True)[0])(
+      variables, task.train_batch(0)))
+  convs = re.findall(r"(\w+)\[[\d,]*\] = conv_general_dilated", jaxpr)
+  dots = re.findall(r"(\w+)\[[\d,]*\] = dot_general", jaxpr)
+  assert len(convs) == 4 and set(convs) == {"bf16"}  # the CNN
+  assert len(dots) == 4 and set(dots) == {"bf16"}  # g (2 layers), f (1 layer), the logits
+  config.dtype = "float16"
+  with pytest.raises(ConfigError, match="dtype"):
+    SortOfClevrTask(config)
+
+
+def test_data_parallel_training_and_evaluation_on_8_devices_equal_one_device(head="rn"):
+  """3 train steps and the test-split scores, on 1 device and on 8 (data-parallel)."""
   from core.train import Trainer  # pylint: disable=g-import-not-at-top
   assert jax.device_count() >= 8
   results = []
@@ -160,8 +226,9 @@ def test_data_parallel_training_on_8_devices_equals_one_device(head="rn"):
     trainer = Trainer(tiny_config(head), devices=devices)
     assert trainer.mesh.shape["data"] == len(devices)
     state, history = trainer.run_steps(trainer.init_state(), range(3))
-    results.append((jax.device_get(state.params), float(history[-1]["loss"])))
-  (params_1, loss_1), (params_8, loss_8) = results
+    results.append((jax.device_get(state.params), float(history[-1]["loss"]),
+                    trainer.evaluate(state, 3), state))
+  (params_1, loss_1, eval_1, _), (params_8, loss_8, eval_8, _) = results
   assert loss_1 == pytest.approx(loss_8, rel=1e-5)
   initial = jax.device_get(Trainer(tiny_config(head), devices=jax.devices()[:1]).init_state().params)
   # Compare what training changed, leaf by leaf: float reassociation across shards leaves
@@ -171,3 +238,11 @@ def test_data_parallel_training_on_8_devices_equals_one_device(head="rn"):
     step_1, step_8 = p1 - p0, p8 - p0
     assert np.linalg.norm(step_1) > 0
     assert np.linalg.norm(step_1 - step_8) <= 1e-3 * np.linalg.norm(step_1)
+  # The trainer's sums and counts over (sharded) eval batches = a numpy count on the host.
+  task = SortOfClevrTask(tiny_config(head))
+  for (_, _, scores, state) in results:
+    expected = host_scores(task, jax.device_get(state.variables()))
+    assert set(scores) == set(expected)
+    for name, value in expected.items():
+      assert scores[name] == pytest.approx(value, abs=1e-5 if "accuracy" in name else 1e-4), name
+  assert eval_1["loss"] == pytest.approx(eval_8["loss"], rel=1e-4)

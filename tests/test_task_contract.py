@@ -269,3 +269,14 @@ def test_derived_values_follow_overrides():
                          ["--config.model.d_model=64", "--config.optimizer.learning_rate=0.01",
                           "--config.model.d_ff=100"])
   assert explicit.optimizer.learning_rate == 0.01 and explicit.model.d_ff == 100  # explicit wins
+
+
+def test_held_out_and_training_streams_never_alias():
+  from core.task import heldout_rng, step_rng  # pylint: disable=g-import-not-at-top
+  draws = {name: rng.integers(0, 2**62, 4).tobytes() for name, rng in {
+      "step 0": step_rng(0, 0), "step 0 extra 0": step_rng(0, 0, 0), "held": heldout_rng(0),
+      "held 0": heldout_rng(0, 0), "held 0 0": heldout_rng(0, 0, 0), "held 3": heldout_rng(0, 3)}.items()}
+  assert len(set(draws.values())) == len(draws)
+  # The plain held-out stream is numpy's generator of [seed, HELD_OUT_STREAM] (documented above).
+  np.testing.assert_array_equal(heldout_rng(5).integers(0, 9, 5),
+                                np.random.default_rng([5, 2**32 - 1]).integers(0, 9, 5))

@@ -2,29 +2,36 @@
 
 Data (`config.data.source`):
   synthetic      class-conditional images (a fixed random template per class,
-                 randomly shifted, plus noise): no download; the default.
+                 randomly shifted, plus noise): no download; the default. Training
+                 batches are generated per step (`train_batch`), held-out ones from
+                 `heldout_rng(seed)`.
   fashion_mnist  the real Fashion-MNIST (60k train / 10k test, 28x28), offline
-                 from `apt-get install -y dataset-fashion-mnist`, read from
-                 `config.data.dir` (idx .gz files).
-The batch of step k is a pure function of (seed, k), so a resumed run continues
-the identical stream.
+                 from `apt-get install -y dataset-fashion-mnist` (docs/data.md), read from
+                 `config.data.dir` (idx .gz files). The 60k training images are a
+                 random-access source (`train_examples`) that core.data shuffles
+                 every epoch; evaluation reads the first `data.eval_examples` test
+                 images in order.
+Either way the batch of step k is a pure function of (seed, k), so a resumed run
+continues the identical stream.
 """
 from __future__ import annotations
 
 import gzip
 import os
+import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.task import ConfigError, DataMissingError, Task, shard_rows, step_rng
+from core.data import ArraySource
+from core.task import ConfigError, DataMissingError, Task, heldout_rng, spec, step_rng
 from papers.gpipe.model import PipelinedResNet
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 _FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
           "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-EVAL_SEED_OFFSET = 1_000_003
+FASHION_MNIST_SIZE = 28
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -62,70 +69,86 @@ def synthetic_images(seed: int, rng: np.random.Generator, n: int, size: int, cla
 
 class ImageClassificationTask(Task):
   """Cross-entropy classification; metrics: loss, accuracy."""
+  supports_stages = True  # the residual blocks split into config.mesh.stage GPipe stages
 
   def __init__(self, config):
     super().__init__(config)
     m, d = config.model, config.data
     if d.source not in ("synthetic", "fashion_mnist"):
       raise ConfigError(f"data.source must be synthetic or fashion_mnist, got {d.source!r}")
-    if m.num_blocks % config.mesh.stage:
+    if m.num_blocks % self.num_stages:
       raise ConfigError(f"model.num_blocks {m.num_blocks} must be divisible by mesh.stage "
-                        f"{config.mesh.stage} (one equal group of blocks per stage)")
+                        f"{self.num_stages} (one equal group of blocks per stage)")
     if m.channels % m.groups:
       raise ConfigError(f"model.channels {m.channels} is not divisible by model.groups {m.groups}")
+    # The loss sees batch_size / grad_accum_steps rows; the pipeline would silently run
+    # gcd(rows, M) micro-batches if M did not divide them.
+    rows = config.batch_size // max(int(config.optimizer.get("grad_accum_steps", 1)), 1)
+    if self.microbatches < 1 or rows % self.microbatches:
+      raise ConfigError(f"the {rows} rows of a (micro-)batch must divide into "
+                        f"pipeline.microbatches={self.microbatches} micro-batches")
     self.model = PipelinedResNet(
         num_classes=d.num_classes, channels=m.channels, num_blocks=m.num_blocks, groups=m.groups,
-        stem_stride=m.stem_stride,
-        num_stages=config.mesh.stage, microbatches=config.pipeline.microbatches,
-        remat=config.pipeline.remat, dtype=jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32)
-    self._train = self._test = None
+        stem_stride=m.stem_stride, num_stages=self.num_stages, microbatches=self.microbatches,
+        remat=self.remat, dtype=self.dtype)
+    self._arrays_cache = {}
+    self._lock = threading.Lock()
 
+  # ---- data -----------------------------------------------------------------
   def check_data(self):
     if self.config.data.source == "fashion_mnist":
       self._arrays("train")
+      self._arrays("test")
 
   def _arrays(self, split):
-    if getattr(self, "_" + split) is None:
-      setattr(self, "_" + split, load_fashion_mnist(self.config.data.dir, split))
-    return getattr(self, "_" + split)
+    """Fashion-MNIST `split` as (images, labels), read once (thread-safe)."""
+    with self._lock:
+      if split not in self._arrays_cache:
+        self._arrays_cache[split] = load_fashion_mnist(self.config.data.dir, split)
+      return self._arrays_cache[split]
 
   def _image_size(self):
-    return 28 if self.config.data.source == "fashion_mnist" else self.config.data.image_size
+    d = self.config.data
+    return FASHION_MNIST_SIZE if d.source == "fashion_mnist" else d.image_size
 
-  def init_params(self, rng):
+  def batch_spec(self):
+    b, size = self.config.batch_size, self._image_size()
+    return {"images": spec((b, size, size, 1), np.float32), "labels": spec((b,), np.int32)}
+
+  def train_examples(self):
+    if self.config.data.source != "fashion_mnist":
+      return None  # synthetic: generated per step by train_batch
+    images, labels = self._arrays("train")
+    return ArraySource({"images": images, "labels": labels})
+
+  def train_batch(self, step):
+    d, c = self.config.data, self.config
+    if d.source != "synthetic":
+      raise ConfigError(f"data.source={d.source!r} trains from train_examples(), not train_batch")
+    images, labels = synthetic_images(c.seed, step_rng(c.seed, step), c.batch_size, d.image_size,
+                                      d.num_classes)
+    return {"images": images, "labels": labels}
+
+  def eval_batches(self):
+    """`data.eval_examples` held-out images (rounded down to whole batches of batch_size)."""
+    c, d, bs = self.config, self.config.data, self.config.batch_size
+    n = d.eval_examples // bs * bs
+    if d.source == "synthetic":
+      images, labels = synthetic_images(c.seed, heldout_rng(c.seed), n, d.image_size, d.num_classes)
+    else:  # the first n test images, in order
+      images, labels = self._arrays("test")
+      images, labels = images[:n], labels[:n]
+    return [{"images": images[i:i + bs], "labels": labels[i:i + bs]} for i in range(0, n, bs)]
+
+  # ---- model ----------------------------------------------------------------
+  def init(self, rng):
     size = self._image_size()
-    return self.model.init(rng, jnp.zeros((1, size, size, 1)))["params"]
+    return self.model.init(rng, jnp.zeros((1, size, size, 1)))
 
-  def loss(self, params, batch, rng):
-    del rng
-    logits = self.model.apply({"params": params}, batch["images"])
+  def loss(self, variables, batch, rng, *, train):
+    # GroupNorm, no dropout: train and eval differ in nothing.
+    logits, updates = self.apply(variables, batch["images"], train=train, rng=rng)
     log_probs = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(log_probs, batch["labels"][:, None], axis=-1)
     accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32))
-    loss = jnp.mean(nll)
-    return loss, {"accuracy": accuracy}
-
-  def _draw(self, rng, n, split, seed):
-    d = self.config.data
-    if d.source == "synthetic":
-      images, labels = synthetic_images(seed, rng, n, d.image_size, d.num_classes)
-    else:
-      images, labels = self._arrays(split)
-      idx = rng.integers(0, len(labels), size=n)
-      images, labels = images[idx], labels[idx]
-    return {"images": images, "labels": labels}
-
-  def train_batch(self, step, shard=0, num_shards=1):
-    c = self.config
-    batch = self._draw(step_rng(c.seed, step), c.batch_size, "train", c.seed)
-    return shard_rows(batch, shard, num_shards)
-
-  def eval_batches(self):
-    c, bs = self.config, self.config.batch_size
-    n = c.data.eval_examples // bs * bs
-    if c.data.source == "synthetic":
-      data = self._draw(step_rng(c.seed + EVAL_SEED_OFFSET, 0), n, "test", c.seed)
-    else:  # the first n test images, in order
-      images, labels = self._arrays("test")
-      data = {"images": images[:n], "labels": labels[:n]}
-    return [{k: v[i:i + bs] for k, v in data.items()} for i in range(0, n, bs)]
+    return jnp.mean(nll), {"accuracy": accuracy}, updates

@@ -14,18 +14,21 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
-def dense(features: int, name: str, dtype=jnp.float32) -> nn.Dense:
+def dense(features: int, name: str, dtype=jnp.float32, in_axis="embed") -> nn.Dense:
+  """A dense layer; `in_axis=None` for an input whose width no mesh axis divides (the first
+  layer of a head: 2 objects + the 11 question bits)."""
   return nn.Dense(features, name=name, dtype=dtype,
                   kernel_init=nn.with_logical_partitioning(
-                      nn.initializers.lecun_normal(), ("embed", "mlp")),
+                      nn.initializers.lecun_normal(), (in_axis, "mlp")),
                   bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)))
 
 
 class BatchStatNorm(nn.Module):
   """Batch normalisation with the statistics of the batch at hand, in training and eval alike.
 
-  The Task contract keeps no mutable state, so there are no running averages; under a
-  data-parallel jit the mean and variance are over the global batch, as on one device.
+  No running averages (no mutable collection): evaluation normalises each test batch by its
+  own statistics, which is deterministic for a fixed batch. Under a data-parallel jit the
+  mean and variance are over the global batch, as on one device.
   """
   epsilon: float = 1e-5
 
@@ -51,10 +54,12 @@ class ConvEncoder(nn.Module):
   def __call__(self, images):
     x = images
     for k, c in enumerate(self.channels):
+      # The image's 3 colour channels are not split over a mesh axis.
+      in_axis = None if k == 0 else "embed"
       x = nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME", use_bias=False, name=f"conv{k}",
                   dtype=self.dtype,
                   kernel_init=nn.with_logical_partitioning(
-                      nn.initializers.lecun_normal(), (None, None, "embed", "mlp")))(x)
+                      nn.initializers.lecun_normal(), (None, None, in_axis, "mlp")))(x)
       # Statistics in float32 even under bfloat16 compute.
       x = nn.relu(BatchStatNorm(name=f"norm{k}")(x.astype(jnp.float32)).astype(self.dtype))
     return x
@@ -89,7 +94,7 @@ class RelationNetwork(nn.Module):
     x = relation_pairs(objects, question)
     x = nn.with_logical_constraint(x, ("batch", "length", None))
     for k, units in enumerate(self.g_units):
-      x = nn.relu(dense(units, f"g{k}", self.dtype)(x))
+      x = nn.relu(dense(units, f"g{k}", self.dtype, in_axis=None if k == 0 else "embed")(x))
     # The sum over pairs makes the output invariant to object order; accumulate in float32.
     x = x.astype(jnp.float32).sum(axis=1).astype(self.dtype)
     for k, units in enumerate(self.f_units):
@@ -110,7 +115,7 @@ class MLPHead(nn.Module):
     x = jnp.concatenate([objects.reshape(objects.shape[0], -1),
                          question.astype(objects.dtype)], -1)
     for k, units in enumerate(tuple(self.g_units) + tuple(self.f_units)):
-      x = nn.relu(dense(units, f"mlp{k}", self.dtype)(x))
+      x = nn.relu(dense(units, f"mlp{k}", self.dtype, in_axis=None if k == 0 else "embed")(x))
     return dense(self.num_answers, "logits", self.dtype)(x)
 
 

@@ -10,12 +10,16 @@ about, bits 6-7 one-hot question type (non-relational, relational), bits 8-10 on
                     object                    object                         with the same shape
 
 A scene is a pure function of (seed, split, index): no files, and resuming a run replays it.
+Test scenes come from `core.task.heldout_rng(seed, index)`, the held-out stream of every paper,
+which no training step or training scene draws from.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+
+from core.task import heldout_rng
 
 COLORS = ("red", "blue", "green", "orange", "yellow", "gray")
 RGB = np.array([(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 128, 0), (255, 255, 0),
@@ -27,7 +31,7 @@ NUM_ANSWERS = len(ANSWERS)
 QUESTION_BITS = 11
 NON_RELATIONAL, RELATIONAL = 0, 1
 SUBTYPES = (("shape", "horizontal", "vertical"), ("closest", "furthest", "count"))
-SPLITS = {"train": 0, "test": 1}
+SPLITS = ("train", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +82,17 @@ def render(centers, shapes, image_size: int, object_size: int) -> np.ndarray:
   return image
 
 
+def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
+  """The generator of one scene: [seed, 0, index] for training, held-out for test."""
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  return np.random.default_rng([seed, 0, index]) if split == "train" else heldout_rng(seed, index)
+
+
 def scene(seed: int, split: str, index: int, image_size: int = 75, object_size: int = 5,
           questions_per_type: int = 10) -> Scene:
   """The `index`-th scene of `split`, drawn from its own generator."""
-  rng = np.random.default_rng([seed, SPLITS[split], index])
+  rng = scene_rng(seed, split, index)
   # Objects never overlap: centre distance >= the diagonal of two squares, plus a pixel.
   min_distance = 2 * np.sqrt(2) * object_size + 1
   centers = np.zeros((len(COLORS), 2))
