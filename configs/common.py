@@ -20,6 +20,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.sharding.rules = (
       ("batch", ("data", "fsdp")),
       ("embed", "fsdp"),
+      ("act_embed", None),      # activations' model dimension: replicated between layers
       ("mlp", "tensor"),
       ("heads", "tensor"),
       ("kv", None),

@@ -3,11 +3,15 @@
 Default (embedded, no download): the Annotated Transformer's copy task, vocabulary 11,
 sequences of 10 symbols, a 2-layer d_model=128 model, Noam schedule, label smoothing.
 
-  python -m launch.train --config configs/transformer.py --workdir runs/copy
+  python -m launch.train --config configs/transformer.py --workdir runs/copy_v2
 
 Expected: exact-sequence accuracy of greedy decoding >= 99% on 1,000 held-out sequences
-(eval metric exact_match_greedy); measured 1.000 after 2,000 steps, see
-papers/transformer/README.md for the time it took.
+(eval metric exact_match_greedy). Measured 2026-11-26 on a shared 2-core CPU: 1.000 (greedy
+and beam) at step 2,000, in 3 min 59 s wall clock (papers/transformer/README.md).
+
+The embedding table is padded to a multiple of model.vocab_multiple (128) rows, so the model
+also splits over e.g. --config.mesh.data=2 --config.mesh.fsdp=2 --config.mesh.tensor=2.
+optimizer.noam_d_model is a reference to model.d_model: it follows --config.model.d_model.
 
 Variants: `base` and `big` are the paper's sizes (Table 3) on the same task's data pipeline,
 with the paper's optimiser settings (Adam 0.9/0.98/1e-9, Noam warm-up 4000, eps_ls 0.1):
@@ -42,13 +46,15 @@ def get_config(arg=None):
   c.model.max_len = 64
   c.model.share_embeddings = True
   c.model.pre_norm = True
+  c.model.vocab_multiple = 128  # embedding rows padded to a multiple: splits over any tensor axis
+  # The residual stream's model dimension between layers: replicated (no sequence/model split).
 
   c.optimizer.name = "adam"
   c.optimizer.b1, c.optimizer.b2, c.optimizer.eps = 0.9, 0.98, 1e-9
   c.optimizer.schedule = "noam"
   c.optimizer.learning_rate = 1.0  # the Noam factor
   c.optimizer.warmup_steps = 400
-  c.optimizer.noam_d_model = c.model.d_model
+  c.optimizer.noam_d_model = c.model.get_ref("d_model")  # follows --config.model.d_model
 
   if arg in ("base", "big"):
     size = SIZES[arg]
@@ -57,7 +63,6 @@ def get_config(arg=None):
     c.model.max_len = 256
     c.data.label_smoothing = 0.1
     c.optimizer.warmup_steps = 4000
-    c.optimizer.noam_d_model = c.model.d_model
     c.total_steps = 100_000 if arg == "base" else 300_000
     c.batch_size = 256
     c.dtype = "bfloat16"

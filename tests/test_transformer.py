@@ -1,4 +1,6 @@
-"""The Transformer against numpy references, imported standalone, and sharded vs unsharded."""
+"""The Transformer against numpy references, imported standalone, its tasks on the v2 contract,
+and sharded vs unsharded."""
+import dataclasses
 import math
 
 import flax.linen as nn
@@ -9,9 +11,13 @@ import pytest
 
 from configs import transformer as copy_config
 from configs import transformer_lm as lm_config
+from core.config import load_config
+from core.data import local_batch
+from core.task import ConfigError, DataMissingError, load_task
 from core.train import Trainer
 from papers.transformer import Transformer, TransformerConfig, TransformerLM, beam_search, greedy_decode
 from papers.transformer import model as model_lib
+from papers.transformer import task as task_lib
 from papers.transformer.task import smoothed_cross_entropy
 
 
@@ -22,12 +28,41 @@ def test_import_and_apply_under_plain_jit():
   src = jnp.array([[1, 5, 6, 7, 0, 0]])
   tgt = jnp.array([[1, 5, 6]])
   model = Transformer(cfg)
-  params = jax.jit(model.init)(jax.random.key(0), src, tgt)["params"]
-  logits = jax.jit(model.apply)({"params": params}, src, tgt)
+  variables = nn.meta.unbox(jax.jit(model.init)(jax.random.key(0), src, tgt))
+  assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(variables))
+  logits = jax.jit(model.apply)(variables, src, tgt)
   assert logits.shape == (1, 3, 20) and bool(jnp.all(jnp.isfinite(logits)))
   lm = TransformerLM(cfg)
-  lm_params = lm.init(jax.random.key(1), tgt)["params"]
-  assert jax.jit(lm.apply)({"params": lm_params}, tgt).shape == (1, 3, 20)
+  lm_variables = nn.meta.unbox(lm.init(jax.random.key(1), tgt))
+  assert jax.jit(lm.apply)(lm_variables, tgt).shape == (1, 3, 20)
+
+
+def test_vocabulary_padding():
+  """Tables are padded to a multiple of vocab_multiple; logits (and so losses) cover vocab_size."""
+  cfg = TransformerConfig(vocab_size=11, d_model=16, num_heads=2, d_ff=32, num_encoder_layers=1,
+                          num_decoder_layers=1, dropout=0.0, max_len=16, share_embeddings=False)
+  assert cfg.padded_vocab_size == 128
+  assert TransformerConfig(vocab_size=128).padded_vocab_size == 128
+  assert TransformerConfig(vocab_size=129, vocab_multiple=64).padded_vocab_size == 192
+  assert TransformerConfig(vocab_size=11, vocab_multiple=1).padded_vocab_size == 11
+  src = jnp.array([[1, 5, 6, 7]])
+  model = Transformer(cfg)
+  params = nn.meta.unbox(model.init(jax.random.key(0), src, src))["params"]
+  assert params["src_embed"]["embedding"].shape == (128, 16)
+  assert params["output"]["kernel"].shape == (16, 128)
+  logits = model.apply({"params": params}, src, src)
+  assert logits.shape == (1, 4, 11)
+  # The real rows alone give the same logits: the padding is invisible to the model.
+  small = Transformer(dataclasses.replace(cfg, vocab_multiple=1))
+  cut = jax.tree.map(lambda x: x, params)
+  cut["src_embed"]["embedding"] = params["src_embed"]["embedding"][:11]
+  cut["tgt_embed"]["embedding"] = params["tgt_embed"]["embedding"][:11]
+  cut["output"]["kernel"] = params["output"]["kernel"][:, :11]
+  np.testing.assert_allclose(small.apply({"params": cut}, src, src), logits, rtol=1e-5, atol=1e-6)
+  lm = TransformerLM(dataclasses.replace(cfg, share_embeddings=True))
+  lm_vars = nn.meta.unbox(lm.init(jax.random.key(1), src))
+  assert lm_vars["params"]["embed"]["embedding"].shape == (128, 16)
+  assert lm.apply(lm_vars, src).shape == (1, 4, 11)
 
 
 def test_sinusoidal_positions_formula():
@@ -125,8 +160,7 @@ def test_sharded_step_equals_unsharded(config_module, overrides, shakespeare_or_
   c = config_module.get_config("tiny" if config_module is lm_config else None)
   c.batch_size = 8
   c.model.d_model, c.model.d_ff = 32, 64
-  if config_module is copy_config:
-    c.data.vocab_size = 12  # the tensor axis splits the vocabulary in two
+  # The copy task's vocabulary (11) is padded to 128 rows, so the tensor axis splits it.
   # Plain SGD: Adam would turn float noise in exactly-zero gradients (the key bias) into +-lr steps.
   c.optimizer.name, c.optimizer.schedule, c.optimizer.learning_rate = "sgd", "constant", 0.1
 
@@ -141,3 +175,147 @@ def test_sharded_step_equals_unsharded(config_module, overrides, shakespeare_or_
   many_losses, many_params = run(dict(data=2, fsdp=2, tensor=2, stage=1), jax.devices())
   np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), many_params, one_params)
+
+
+def _small_copy_config(arg=None, **model):
+  c = copy_config.get_config(arg)
+  c.batch_size = 4
+  c.dtype = "float32"
+  c.data.eval_examples, c.data.beam_examples = 8, 4
+  c.model.update(dict(d_model=32, num_heads=4, d_ff=64, num_encoder_layers=1, num_decoder_layers=1,
+                      max_len=16, **model))
+  return c
+
+
+def test_eval_loss_is_deterministic_with_dropout():
+  """train=False switches dropout off whatever the rng; train=True draws it from the rng."""
+  c = _small_copy_config("base", dropout=0.3)
+  task = load_task(c)
+  variables = nn.meta.unbox(jax.jit(task.init)(jax.random.key(0)))
+  batch = task.train_batch(0)
+  loss = jax.jit(task.loss, static_argnames="train")
+  # "rbg" keys compile the 12 dropout masks in a third of threefry's time; same semantics.
+  key = lambda seed: jax.random.key(seed, impl="rbg")
+  eval_1, metrics, updates = loss(variables, batch, key(1), train=False)
+  eval_2, _, _ = loss(variables, batch, key(2), train=False)
+  train_1, _, _ = loss(variables, batch, key(1), train=True)
+  train_1b, _, _ = loss(variables, batch, key(1), train=True)
+  train_2, _, _ = loss(variables, batch, key(2), train=True)
+  assert float(eval_1) == float(eval_2)
+  assert float(train_1) == float(train_1b) and float(train_1) != float(train_2)
+  assert float(train_1) != float(eval_1)
+  assert set(metrics) == {"nll", "token_accuracy"} and updates == {}
+
+
+def test_copy_task_data_and_decoding():
+  c = _small_copy_config()
+  task = load_task(c)
+  spec = task.batch_spec()
+  batch = task.train_batch(3)
+  assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {k: (s.shape, s.dtype) for k, s in spec.items()}
+  np.testing.assert_array_equal(batch["tgt_in"], batch["src"][:, :-1])
+  np.testing.assert_array_equal(batch["tgt_out"], batch["src"][:, 1:])
+  # Two processes' rows concatenate to the global batch of the step.
+  shards = [local_batch(task, 3, c.batch_size, p, 2) for p in range(2)]
+  for name in spec:
+    np.testing.assert_array_equal(np.concatenate([s[name] for s in shards]), batch[name])
+  # Held-out sequences: fixed, and from a stream no training step draws.
+  held = task.held_out()
+  assert held.shape == (8, c.data.seq_len) and np.all(held[:, 0] == 1)
+  np.testing.assert_array_equal(held, load_task(c).held_out())
+  assert not any(np.array_equal(held[:4], task.train_batch(s)["src"]) for s in range(3))
+  assert [b["src"].shape for b in task.eval_batches()] == [(4, c.data.seq_len)] * 2
+  variables = nn.meta.unbox(task.init(jax.random.key(0)))
+  for step in (1, 2):
+    out = task.evaluate(variables, step)
+    assert set(out) == {"exact_match_greedy", "exact_match_beam"}
+  assert task._decode._cache_size() == 1 and task._beam._cache_size() == 1  # jitted once
+
+
+def test_copy_task_has_no_pipeline_stages_but_the_lm_has():
+  c = _small_copy_config()
+  c.mesh.stage = 2
+  with pytest.raises(ConfigError, match="no pipeline stages"):
+    load_task(c)
+  lm = lm_config.get_config("tiny")
+  lm.mesh.stage = 2
+  assert load_task(lm).cfg.num_stages == 2
+
+
+def test_noam_d_model_follows_d_model_overrides():
+  for spec, d in (("configs/transformer.py", 256), ("configs/transformer.py:base", 64)):
+    config = load_config(spec, [f"--config.model.d_model={d}"])
+    assert config.optimizer.noam_d_model == d
+  assert load_config("configs/transformer.py:big").optimizer.noam_d_model == 1024
+
+
+def test_sharded_copy_config_builds_on_a_data_fsdp_tensor_mesh():
+  """The default copy config (vocabulary 11, padded to 128) splits over data=2, fsdp=2, tensor=2."""
+  config = load_config("configs/transformer.py", ["--config.mesh.data=2", "--config.mesh.fsdp=2",
+                                                  "--config.mesh.tensor=2"])
+  trainer = Trainer(config)
+  params = trainer.abstract_state().params
+  assert params["src_embed"]["embedding"].shape == (128, config.model.d_model)
+  assert tuple(params["src_embed"]["embedding"].sharding.spec) == ("tensor", "fsdp")
+
+
+def _char_task(monkeypatch, ids_len=97, seq_len=8):
+  """The tiny char LM on a synthetic corpus (token i at position i): windows are recognisable."""
+  c = lm_config.get_config("tiny")
+  c.batch_size, c.data.seq_len = 4, seq_len
+  task = load_task(c)
+  ids = np.arange(ids_len, dtype=np.int32)
+  monkeypatch.setattr(task, "_text", (ids, ids[:40], [chr(32 + i) for i in range(ids_len)]))
+  return task
+
+
+def test_char_lm_batch_spec_and_init_read_no_data(monkeypatch):
+  from core import datasets  # pylint: disable=g-import-not-at-top
+
+  def missing():
+    raise DataMissingError("no corpus in this test")
+  monkeypatch.setattr(datasets, "shakespeare_text", missing)
+  c = lm_config.get_config("tiny")
+  task = load_task(c)
+  b, t = c.batch_size, c.data.seq_len
+  assert {k: (s.shape, s.dtype) for k, s in task.batch_spec().items()} == {
+      "inputs": ((b, t), np.int32), "targets": ((b, t), np.int32)}
+  shapes = jax.eval_shape(task.init, jax.random.key(0))
+  assert nn.meta.unbox(shapes)["params"]["embed"]["embedding"].shape == (128, c.model.d_model)
+  with pytest.raises(DataMissingError):
+    task.check_data()
+
+
+def test_char_lm_windows_through_the_grain_pipeline(monkeypatch):
+  """Example i is the window starting at i * seq_len; each epoch is a fresh permutation of them."""
+  task = _char_task(monkeypatch)
+  source = task.train_examples()
+  assert len(source) == 12  # (97 - 1) // 8
+  np.testing.assert_array_equal(source[5]["inputs"], np.arange(40, 48))
+  np.testing.assert_array_equal(source[5]["targets"], np.arange(41, 49))
+  np.testing.assert_array_equal(source[11]["targets"], np.arange(89, 97))
+  # 3 steps of 4 rows make one epoch: every window exactly once; the next epoch reorders them.
+  epochs = [np.concatenate([local_batch(task, s, 4)["inputs"][:, 0] for s in range(e * 3, e * 3 + 3)])
+            for e in range(2)]
+  for starts in epochs:
+    assert sorted(starts) == list(range(0, 96, 8))
+  assert list(epochs[0]) != list(epochs[1])
+  batch = local_batch(task, 4, 4)
+  np.testing.assert_array_equal(batch["inputs"], batch["inputs"][:, :1] + np.arange(8))
+  np.testing.assert_array_equal(batch["targets"], batch["inputs"] + 1)
+  assert batch["inputs"].dtype == np.int32
+  shards = [local_batch(task, 4, 4, p, 2) for p in range(2)]
+  for name in batch:
+    np.testing.assert_array_equal(np.concatenate([s[name] for s in shards]), batch[name])
+
+
+def test_char_lm_sample_jits_once(monkeypatch):
+  task = _char_task(monkeypatch)
+  variables = nn.meta.unbox(task.init(jax.random.key(0)))
+  first = task.sample(variables, "ab", 5, temperature=1.0, seed=1)
+  again = task.sample(variables, "ab", 5, temperature=1.0, seed=1)
+  assert first == again and len(first) == 7
+  assert task._forward._cache_size() == 1
+  eval_batches = task.eval_batches()
+  assert len(eval_batches) == task.config.data.eval_batches
+  assert all(b["inputs"].shape == (4, 8) for b in eval_batches)

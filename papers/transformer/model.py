@@ -6,7 +6,11 @@ sinusoidal positions, embeddings scaled by sqrt(d_model) and shared between sour
 target and the pre-softmax projection. Sub-layers are pre-norm with a final norm,
 as in the Annotated Transformer (the paper's post-norm is `pre_norm=False`).
 
-Parameters carry logical axis names only; the models run unsharded anywhere.
+Parameters carry logical axis names only; the models run unsharded anywhere. The embedding
+(and untied output) tables have `padded_vocab_size` rows, `vocab_size` rounded up to a
+multiple of `vocab_multiple` (as in MaxText and T5X), so that they split over any mesh's
+`tensor` axis; the logits are sliced back to `vocab_size`, so losses and decoding never see
+the padding rows (they get no gradient).
 """
 from __future__ import annotations
 
@@ -34,10 +38,27 @@ class TransformerConfig:
   share_embeddings: bool = True
   pre_norm: bool = True
   dtype: Any = jnp.float32
+  # Embedding/output tables have padded_vocab_size rows, a multiple of this (1 = no padding).
+  vocab_multiple: int = 128
   # Pipeline parallelism of the decoder-only stack (core.pipeline), 1 = off.
   num_stages: int = 1
   microbatches: int = 1
   remat: bool = True
+
+  def __post_init__(self):
+    if self.vocab_multiple < 1:
+      raise ValueError(f"vocab_multiple must be a positive integer, got {self.vocab_multiple}")
+
+  @property
+  def padded_vocab_size(self) -> int:
+    """vocab_size rounded up to a multiple of vocab_multiple: the rows of the embedding table."""
+    return -(-self.vocab_size // self.vocab_multiple) * self.vocab_multiple
+
+
+def vocab_logits(logits, cfg: TransformerConfig):
+  """Padded-vocabulary logits (sharded over 'vocab') -> float32 logits over the real vocab_size."""
+  logits = nn.with_logical_constraint(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+  return logits[..., :cfg.vocab_size]
 
 
 # Paper sizes (Vaswani et al. 2017, Table 3) and a tiny size for CPU runs.
@@ -186,7 +207,7 @@ class Embed(nn.Module):
     self.embedding = self.param(
         "embedding", nn.with_logical_partitioning(nn.initializers.normal(self.cfg.d_model ** -0.5),
                                                   ("vocab", "embed")),
-        (self.cfg.vocab_size, self.cfg.d_model), jnp.float32)
+        (self.cfg.padded_vocab_size, self.cfg.d_model), jnp.float32)
     self.positions = sinusoidal_positions(self.cfg.max_len, self.cfg.d_model)
 
   def __call__(self, tokens, offset: int = 0):
@@ -195,6 +216,7 @@ class Embed(nn.Module):
     return x + positions[None].astype(self.cfg.dtype)
 
   def attend(self, x):
+    """Logits over the padded vocabulary (see `vocab_logits`)."""
     return jnp.einsum("bld,vd->blv", x, self.embedding.astype(self.cfg.dtype))
 
 
@@ -218,7 +240,7 @@ class Transformer(nn.Module):
     self.decoder_norm = _final_norm(cfg, "decoder_norm") if cfg.pre_norm else None
     self.input_dropout = nn.Dropout(cfg.dropout)
     if not cfg.share_embeddings:
-      self.output = _dense(cfg.vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)
+      self.output = _dense(cfg.padded_vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)
 
   def encode(self, src, deterministic: bool = True):
     mask = padding_mask(src, src)
@@ -237,7 +259,7 @@ class Transformer(nn.Module):
       x = layer(x, encoded, self_mask, cross_mask, deterministic)
     x = self.decoder_norm(x) if self.decoder_norm is not None else x
     logits = self.tgt_embed.attend(x) if self.cfg.share_embeddings else self.output(x)
-    return nn.with_logical_constraint(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+    return vocab_logits(logits, self.cfg)
 
   def __call__(self, src, tgt_in, deterministic: bool = True):
     return self.decode(self.encode(src, deterministic), src, tgt_in, deterministic)
@@ -273,8 +295,8 @@ class TransformerLM(nn.Module):
         x = LMLayer(cfg, deterministic, name=f"layer_{i}")(x)
     x = _final_norm(cfg, "final_norm")(x) if cfg.pre_norm else x
     logits = embed.attend(x) if cfg.share_embeddings else _dense(
-        cfg.vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)(x)
-    return nn.with_logical_constraint(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+        cfg.padded_vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)(x)
+    return vocab_logits(logits, cfg)
 
 
 def non_embedding_params(params) -> int:

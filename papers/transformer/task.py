@@ -1,41 +1,42 @@
 """Transformer experiments: the Annotated Transformer's copy task and a char-level LM.
 
 CopyTask: random sequences of symbols 1..V-1 starting with symbol 1 (which also
-serves as BOS); the model must reproduce the source. Scored by exact-sequence
-accuracy of greedy (and beam) decoding on held-out sequences.
+serves as BOS); the model must reproduce the source. Generated data (`train_batch`);
+scored by exact-sequence accuracy of greedy (and beam) decoding on held-out sequences.
 
-CharLMTask: next-character prediction on the Shakespeare texts of DATA.md;
-validation loss in bits/char and a temperature sample.
+CharLMTask: next-character prediction on the Shakespeare texts of docs/data.md, read
+through the grain pipeline of core.data (`train_examples`: non-overlapping windows of
+the training text, shuffled every epoch); validation loss in bits/char and a
+temperature sample.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.task import ConfigError, Task, shard_rows, step_rng
+from core.task import ConfigError, Task, heldout_rng, spec, step_rng
 from papers.transformer import model as model_lib
 
-EVAL_SEED_OFFSET = 1_000_003  # held-out data comes from a stream the training never draws
 
-
-def model_config(config, vocab_size: int) -> model_lib.TransformerConfig:
-  m = config.model
-  dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-  if config.dtype not in dtypes:
-    raise ConfigError(f"config.dtype must be one of {list(dtypes)}, got {config.dtype!r}")
+def model_config(task: Task, vocab_size: int) -> model_lib.TransformerConfig:
+  """The model of `task.config.model`, in the task's dtype and pipeline settings."""
+  m = task.config.model
   if m.d_model % m.num_heads:
     raise ConfigError(f"model.d_model {m.d_model} is not divisible by model.num_heads {m.num_heads}")
+  vocab_multiple = int(m.get("vocab_multiple", 128))
+  if vocab_multiple < 1:
+    raise ConfigError(f"model.vocab_multiple must be a positive integer, got {vocab_multiple}")
   return model_lib.TransformerConfig(
       vocab_size=vocab_size, d_model=m.d_model, num_heads=m.num_heads, d_ff=m.d_ff,
       num_encoder_layers=m.get("num_encoder_layers", 0),
       num_decoder_layers=m.get("num_decoder_layers", m.get("num_layers", 0)),
       dropout=m.dropout, max_len=m.max_len, share_embeddings=m.share_embeddings,
-      pre_norm=m.pre_norm, dtype=dtypes[config.dtype],
-      num_stages=config.mesh.stage, microbatches=config.pipeline.microbatches,
-      remat=config.pipeline.remat)
+      pre_norm=m.pre_norm, dtype=task.dtype, vocab_multiple=vocab_multiple,
+      num_stages=task.num_stages, microbatches=task.microbatches, remat=task.remat)
 
 
 def smoothed_cross_entropy(logits, targets, smoothing: float, pad: int = model_lib.PAD):
@@ -67,12 +68,16 @@ class CopyTask(Task):
     super().__init__(config)
     self.vocab_size = config.data.vocab_size
     self.seq_len = config.data.seq_len
-    self.cfg = model_config(config, self.vocab_size)
+    if self.seq_len > config.model.max_len:
+      raise ConfigError(f"data.seq_len {self.seq_len} exceeds model.max_len {config.model.max_len}")
+    self.cfg = model_config(self, self.vocab_size)
     self.model = model_lib.Transformer(self.cfg)
-    self._decode = jax.jit(lambda p, src: model_lib.greedy_decode(
-        self.model, p, src, self.seq_len - 1, bos=1))
-    self._beam = jax.jit(lambda p, src: model_lib.beam_search(
-        self.model, p, src, self.seq_len - 1, bos=1, eos=-1, beam_size=config.data.beam_size)[0])
+    # Jitted once; evaluate() calls them with the trainer's (sharded) parameters.
+    self._decode = jax.jit(lambda params, src: model_lib.greedy_decode(
+        self.model, params, src, self.seq_len - 1, bos=1))
+    self._beam = jax.jit(lambda params, src: model_lib.beam_search(
+        self.model, params, src, self.seq_len - 1, bos=1, eos=-1, beam_size=config.data.beam_size)[0])
+    self._held_out = None
 
   def sequences(self, rng: np.random.Generator, n: int) -> np.ndarray:
     data = rng.integers(1, self.vocab_size, size=(n, self.seq_len), dtype=np.int32)
@@ -82,29 +87,37 @@ class CopyTask(Task):
   def _batch(self, data):
     return {"src": data, "tgt_in": data[:, :-1], "tgt_out": data[:, 1:]}
 
-  def init_params(self, rng):
-    b = self._batch(self.sequences(np.random.default_rng(0), 2))
-    return self.model.init(rng, b["src"], b["tgt_in"])["params"]
+  def init(self, rng):
+    src = jnp.ones((1, self.seq_len), jnp.int32)
+    return self.model.init(rng, src, src[:, :-1])
 
-  def loss(self, params, batch, rng):
-    logits = self.model.apply({"params": params}, batch["src"], batch["tgt_in"],
-                              deterministic=not self.cfg.dropout, rngs={"dropout": rng})
+  def batch_spec(self):
+    b, n = self.config.batch_size, self.seq_len
+    return {"src": spec((b, n), np.int32), "tgt_in": spec((b, n - 1), np.int32),
+            "tgt_out": spec((b, n - 1), np.int32)}
+
+  def loss(self, variables, batch, rng, *, train):
+    logits, updates = self.apply(variables, batch["src"], batch["tgt_in"], train=train, rng=rng,
+                                 deterministic=not train)
     loss, nll, acc = smoothed_cross_entropy(logits, batch["tgt_out"], self.config.data.label_smoothing)
-    return loss, {"nll": nll, "token_accuracy": acc}
+    return loss, {"nll": nll, "token_accuracy": acc}, updates
 
-  def train_batch(self, step, shard=0, num_shards=1):
-    rng = step_rng(self.config.seed, step)
-    return shard_rows(self._batch(self.sequences(rng, self.config.batch_size)), shard, num_shards)
+  def train_batch(self, step):
+    return self._batch(self.sequences(step_rng(self.config.seed, step), self.config.batch_size))
 
   def held_out(self) -> np.ndarray:
-    return self.sequences(step_rng(self.config.seed + EVAL_SEED_OFFSET, 0), self.config.data.eval_examples)
+    """data.eval_examples held-out sequences (the same for every evaluation)."""
+    if self._held_out is None:
+      self._held_out = self.sequences(heldout_rng(self.config.seed), self.config.data.eval_examples)
+    return self._held_out
 
   def eval_batches(self):
     data = self.held_out()
     bs = self.config.batch_size
     return [self._batch(data[i:i + bs]) for i in range(0, len(data) - bs + 1, bs)]
 
-  def evaluate(self, params, step):
+  def evaluate(self, variables, step):
+    params = variables["params"]
     src = self.held_out()
     greedy = np.asarray(self._decode(params, src))
     out = {"exact_match_greedy": float(np.mean(np.all(greedy == src[:, 1:], axis=1)))}
@@ -115,21 +128,45 @@ class CopyTask(Task):
     return out
 
 
+class WindowSource:
+  """Random access to the non-overlapping windows of a token array, for core.data.
+
+  Example i is the seq_len + 1 tokens starting at i * seq_len, split into
+  inputs (the first seq_len) and targets (the last seq_len).
+  """
+
+  def __init__(self, ids: np.ndarray, seq_len: int):
+    self.ids = np.asarray(ids, np.int32)
+    self.seq_len = seq_len
+
+  def __len__(self) -> int:
+    return max(0, (len(self.ids) - 1) // self.seq_len)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    index = int(index)
+    if not 0 <= index < len(self):
+      raise IndexError(f"window {index} out of range for {len(self)} windows")
+    chunk = self.ids[index * self.seq_len:index * self.seq_len + self.seq_len + 1]
+    return {"inputs": chunk[:-1].copy(), "targets": chunk[1:].copy()}
+
+
 class CharLMTask(Task):
-  """Character-level language model on Shakespeare (DATA.md), decoder-only Transformer."""
+  """Character-level language model on Shakespeare (docs/data.md), decoder-only Transformer."""
+
+  supports_stages = True  # the layer stack runs pipelined with config.mesh.stage > 1
 
   def __init__(self, config):
     super().__init__(config)
     self._text = None
     # The vocabulary is fixed by the config so the model is built without reading data.
-    self.cfg = model_config(config, config.model.vocab_size)
+    self.cfg = model_config(self, config.model.vocab_size)
     self.model = model_lib.TransformerLM(self.cfg)
     self.seq_len = config.data.seq_len
-    if self.seq_len + 1 > config.model.max_len + 1:
+    if self.seq_len > config.model.max_len:
       raise ConfigError(f"data.seq_len {self.seq_len} exceeds model.max_len {config.model.max_len}")
 
   def check_data(self):
-    self.corpus()
+    self.corpus()  # loads (and checks) the text before the input threads start
 
   def corpus(self):
     """(train ids, validation ids, alphabet): the last data.val_fraction of the text is held out."""
@@ -152,50 +189,56 @@ class CharLMTask(Task):
     chunk = ids[idx]
     return {"inputs": chunk[:, :-1], "targets": chunk[:, 1:]}
 
-  def init_params(self, rng):
-    return self.model.init(rng, jnp.zeros((1, self.seq_len), jnp.int32))["params"]
+  def init(self, rng):
+    return self.model.init(rng, jnp.zeros((1, self.seq_len), jnp.int32))
 
-  def loss(self, params, batch, rng):
-    logits = self.model.apply({"params": params}, batch["inputs"],
-                              deterministic=not self.cfg.dropout, rngs={"dropout": rng})
+  def batch_spec(self):
+    shape = (self.config.batch_size, self.seq_len)
+    return {"inputs": spec(shape, np.int32), "targets": spec(shape, np.int32)}
+
+  def loss(self, variables, batch, rng, *, train):
+    logits, updates = self.apply(variables, batch["inputs"], train=train, rng=rng,
+                                 deterministic=not train)
     log_probs = jax.nn.log_softmax(logits)
     nll = -jnp.mean(jnp.take_along_axis(log_probs, batch["targets"][..., None], axis=-1))
-    return nll, {"bits_per_char": nll / math.log(2)}
+    return nll, {"bits_per_char": nll / math.log(2)}, updates
 
-  def train_batch(self, step, shard=0, num_shards=1):
-    train_ids = self.corpus()[0]
-    rng = step_rng(self.config.seed, step)
-    starts = rng.integers(0, len(train_ids) - self.seq_len - 1, size=self.config.batch_size)
-    return shard_rows(self.windows(train_ids, starts), shard, num_shards)
+  def train_examples(self):
+    return WindowSource(self.corpus()[0], self.seq_len)
 
   def eval_batches(self):
+    """data.eval_batches batches of windows at random offsets of the validation text."""
     val_ids = self.corpus()[1]
-    rng = step_rng(self.config.seed + EVAL_SEED_OFFSET, 0)
     n = self.config.data.eval_batches * self.config.batch_size
-    starts = rng.integers(0, len(val_ids) - self.seq_len - 1, size=n)
+    starts = heldout_rng(self.config.seed).integers(0, len(val_ids) - self.seq_len - 1, size=n)
     batches = self.windows(val_ids, starts)
     bs = self.config.batch_size
     return [{k: v[i:i + bs] for k, v in batches.items()} for i in range(0, n, bs)]
 
-  def sample(self, params, prompt: str, length: int, temperature: float = 1.0, seed: int = 0) -> str:
+  @functools.cached_property
+  def _forward(self):
+    """Jitted once per task: variables, [1, seq_len] tokens -> [seq_len, vocab] logits."""
+    return jax.jit(lambda variables, x: self.model.apply(variables, x)[0])
+
+  def sample(self, variables, prompt: str, length: int, temperature: float = 1.0, seed: int = 0) -> str:
     """Autoregressive sampling with a sliding window of data.seq_len characters."""
     alphabet = self.corpus()[2]
     index = {c: i for i, c in enumerate(alphabet)}
     ids = [index.get(c, 0) for c in prompt] or [0]
-    forward = jax.jit(lambda p, x: self.model.apply({"params": p}, x)[0])
     rng = jax.random.key(seed)
     window = np.zeros((1, self.seq_len), np.int32)
     for _ in range(length):
       context = ids[-self.seq_len:]
       window[0, :len(context)] = context
-      logits = forward(params, window)[len(context) - 1]
+      # Only the corpus's characters: model.vocab_size may exceed the alphabet.
+      logits = self._forward(variables, window)[len(context) - 1, :len(alphabet)]
       rng, key = jax.random.split(rng)
       ids.append(int(jax.random.categorical(key, logits / max(temperature, 1e-6))))
     return "".join(alphabet[i] for i in ids)
 
-  def evaluate(self, params, step):
+  def evaluate(self, variables, step):
     if not self.config.data.sample_length:
       return {}
-    text = self.sample(params, self.config.data.sample_prompt, self.config.data.sample_length,
+    text = self.sample(variables, self.config.data.sample_prompt, self.config.data.sample_length,
                        self.config.data.sample_temperature)
     return {"sample": text}
