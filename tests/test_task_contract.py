@@ -163,11 +163,11 @@ class TypoAxis(toy_task.LinearRegression):
 
 class UnknownActivationAxis(toy_task.LinearRegression):
   def loss(self, variables, batch, rng, *, train):
-    x = nn.with_logical_constraint(batch["x"], ("batch", "act_embed"))
+    x = nn.with_logical_constraint(batch["x"], ("batch", "act_hidden"))
     return super().loss(variables, {**batch, "x": x}, rng, train=train)
 
 
-@pytest.mark.parametrize("task, name", [(TypoAxis, "embd"), (UnknownActivationAxis, "act_embed")])
+@pytest.mark.parametrize("task, name", [(TypoAxis, "embd"), (UnknownActivationAxis, "act_hidden")])
 def test_logical_axis_names_without_a_rule_are_refused(task, name):
   c = toy_task.get_config()
   c.task = f"tests.test_task_contract:{task.__name__}"
