@@ -13,12 +13,20 @@ a peer has missed heartbeats for `heartbeat_timeout_s`, or at once if the coordi
 (process 0) itself dies; the exit status is non-zero (SIGABRT). The default here is
 shorter than jax's 100 s so that a preempted host frees the pod quickly. A peer that is
 alive but stuck keeps sending heartbeats; `step_watchdog()` ends such a run instead.
+
+Preemption: spot / preemptible VMs get a SIGTERM some seconds before they are taken away.
+`PreemptionWatch` turns it into a checkpoint: with jax.distributed running, through jax's
+preemption sync point (the notice reaches every process, they agree on the next step the
+fastest one has not passed, and each stops there); for a lone process, through a plain
+signal handler. The training loop saves a checkpoint at that step and raises `Preempted`,
+so the process exits with EXIT_PREEMPTED (76); re-running the same command resumes.
 """
 from __future__ import annotations
 
 import dataclasses
 import faulthandler
 import os
+import signal
 import sys
 import threading
 import time
@@ -37,7 +45,8 @@ ENV_STEP_TIMEOUT = "JAX_STEP_TIMEOUT_SECONDS"
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60
 DEFAULT_INIT_TIMEOUT_S = 300
 DEFAULT_STEP_TIMEOUT_S = 1800  # multi-process runs only; room for an eval and a checkpoint save
-EXIT_STALLED = 75
+EXIT_STALLED = 75     # the step watchdog stopped a stuck process
+EXIT_PREEMPTED = 76   # SIGTERM (a preemption notice): a checkpoint was saved; re-run to resume
 
 _started: "ProcessSpec | None" = None
 
@@ -226,3 +235,91 @@ def step_watchdog(timeout_s: float | None = None) -> StepWatchdog:
     else:
       timeout_s = DEFAULT_STEP_TIMEOUT_S if jax.process_count() > 1 else 0
   return StepWatchdog(timeout_s)
+
+
+def _client():
+  from jax._src import distributed as jax_distributed  # the client jax.distributed started
+  return jax_distributed.global_state.client
+
+
+_agreements = 0
+
+
+def all_agree(ok: bool, name: str, timeout_s: float = DEFAULT_STEP_TIMEOUT_S) -> bool:
+  """True if `ok` is true in every process (through the coordination service; `ok` for one process).
+
+  Every process must call it, in the same order.
+  """
+  global _agreements
+  client = _client() if jax.process_count() > 1 else None
+  if client is None:
+    return bool(ok)
+  _agreements += 1
+  key = f"reading_list/agree/{name}:{_agreements}"
+  client.key_value_set(f"{key}/{jax.process_index()}", "1" if ok else "0")
+  return all(client.blocking_key_value_get(f"{key}/{i}", int(timeout_s * 1000)) == "1"
+             for i in range(jax.process_count()))
+
+
+class Preempted(SystemExit):
+  """The run stopped for a preemption notice after saving a checkpoint at `step`.
+
+  A SystemExit: uncaught, the process exits with EXIT_PREEMPTED and no traceback.
+  """
+
+  def __init__(self, step: int):
+    super().__init__(EXIT_PREEMPTED)
+    self.step = step
+
+
+def _preemption_sync_manager():
+  from jax._src import distributed as jax_distributed
+  if jax_distributed.global_state.client is None:
+    return None
+  return jax_distributed.global_state.preemption_sync_manager
+
+
+class PreemptionWatch:
+  """Says at which step the training loop stops for a preemption notice (SIGTERM).
+
+  `reached(step)` must be called by every process at every step, with the same step numbers
+  (the number of updates done); it is True at the one step where all of them stop.
+
+  - jax.distributed running (any process count): jax's preemption service, whose own SIGTERM
+    handler (installed by jax.distributed.initialize) propagates the notice to every process;
+    `jax.experimental.multihost_utils.reached_preemption_sync_point` then turns true at the
+    same step everywhere (one past the step the fastest process had reported). orbax's
+    CheckpointManager.save asks the same sync point with the same step numbers.
+  - one process without jax.distributed: a Python SIGTERM handler sets a flag, read at the
+    next step. The previous handler is put back by `close()`.
+  - jax.distributed with the preemption service turned off (jax_enable_preemption_service):
+    nothing; SIGTERM ends the processes as before.
+  The sync point counts from the last step each process had reported, 0 before its first
+  `reached()` call: a notice that comes in the first seconds of a resumed multi-process run
+  (before core.train asks, right after jax.distributed starts) points at step 1, which that
+  run never reaches, so it trains on until the VMs go away and later resumes from its newest
+  checkpoint, as without this class.
+  """
+
+  def __init__(self):
+    self.signalled = False
+    self._previous, self._installed = None, False
+    self._sync = _preemption_sync_manager() is not None
+    if (not self._sync and _client() is None
+        and threading.current_thread() is threading.main_thread()):
+      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+      self._installed = True
+
+  def _on_sigterm(self, signum, frame):  # pylint: disable=unused-argument
+    self.signalled = True
+
+  def reached(self, step: int) -> bool:
+    if self._sync:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return multihost_utils.reached_preemption_sync_point(int(step))
+    return self.signalled
+
+  def close(self) -> None:
+    if self._installed:
+      signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
+      self._previous, self._installed = None, False

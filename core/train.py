@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from typing import Any
 
 import flax
@@ -252,8 +253,12 @@ class Trainer:
       return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
     return jax.tree.map(place, dict(batch))
 
-  def evaluate(self, state: TrainState, step: int) -> dict:
-    """Sums the task's eval metrics over its eval batches (jitted, sharded), then host extras."""
+  def evaluate(self, state: TrainState, step: int, *, on_host_error=None) -> dict:
+    """Sums the task's eval metrics over its eval batches (jitted, sharded), then host extras.
+
+    `on_host_error(exception)`, if given, is called when the task's host-side `evaluate`
+    raises, and the jitted metrics are returned without its extras; by default it raises.
+    """
     totals = {}
     with self.context():
       for batch in self.task.eval_batches():
@@ -263,7 +268,12 @@ class Trainer:
           totals[name] = (t + float(total), n + float(count))
     out = {name: t / n if n else float("nan") for name, (t, n) in totals.items()}
     with self.context():
-      out.update(self.task.evaluate(state.variables(), step))
+      try:
+        out.update(self.task.evaluate(state.variables(), step))
+      except Exception as e:  # pylint: disable=broad-except
+        if on_host_error is None:
+          raise
+        on_host_error(e)
     return out
 
 
@@ -285,21 +295,60 @@ def _log(message: str):
     print(message, flush=True)
 
 
+def _warn_host_eval(task, step: int):
+  """The training loop's `on_host_error`: one warning line, and the run goes on."""
+  def warn(error: BaseException):
+    where = f"process {jax.process_index()}: " if jax.process_count() > 1 else ""
+    print(f"warning: {where}{type(task).__name__}.evaluate failed at step {step} "
+          f"({checkpoint_lib.describe_error(error, limit=500)}); the run goes on, with the jitted "
+          f"eval metrics of this step only", file=sys.stderr, flush=True)
+  return warn
+
+
+def _last_metrics(workdir) -> dict:
+  """The last logged train and eval rows of a workdir ({} where there are none)."""
+  out = {"train": {}, "eval": {}}
+  if jax.process_index() == 0:
+    try:
+      rows = metrics_lib.read_metrics(str(workdir))
+    except Exception:  # pylint: disable=broad-except  # only a summary: never fail for it
+      rows = []
+    for row in rows:
+      if row.get("split") in out:
+        out[row["split"]] = {k: v for k, v in row.items() if k not in ("step", "split")}
+  return out
+
+
 def train(config, workdir: str) -> dict:
-  """Trains (or resumes) `config` in `workdir` (a local path or gs://...); returns the last metrics."""
+  """Trains (or resumes) `config` in `workdir` (a local path or gs://...); returns the last metrics.
+
+  Resumes from the newest checkpoint that reads back (core.checkpoint); a run whose checkpoint
+  already reached `total_steps` returns at once. On SIGTERM (a preemption notice) every process
+  stops at the same step, saves a checkpoint there and raises `distributed.Preempted`
+  (a SystemExit with status EXIT_PREEMPTED).
+  """
   trainer = Trainer(config)
   trainer.task.check_data()
   is_main = jax.process_index() == 0
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-  writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
-  signature = trainer.param_signature()
-  watchdog = batches = None
+  # Before the restore: a notice that comes while restoring or compiling then stops the run
+  # at the first step past the newest checkpoint.
+  preemption = distributed.PreemptionWatch()
+  writer = watchdog = batches = None
   try:
-    latest = checkpointer.latest_step()
-    if latest is not None:
-      state, _ = checkpointer.restore(latest, trainer.abstract_state(), signature)
+    preemption.reached(checkpointer.latest_step() or 0)
+    signature = trainer.param_signature()
+    restored = checkpointer.restore_newest_intact(trainer.abstract_state(), signature, warn=_log)
+    latest = restored.step if restored is not None else None
+    if latest is not None and latest >= config.total_steps:
+      _log(f"run already finished: step {latest} of {config.total_steps} in {checkpointer.directory} "
+           f"(nothing to do; raise --config.total_steps to train further)")
+      return _last_metrics(workdir)
+    writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
+    if restored is not None:
+      state = restored.state
       writer.truncate_after(latest)
       _log(f"resumed from step {latest} in {checkpointer.directory}")
     else:
@@ -307,6 +356,11 @@ def train(config, workdir: str) -> dict:
     if is_main:
       (workdir / "config.json").write_text(to_json(config))
     start = int(jax.device_get(state.step))
+    if preemption.reached(start):  # every process agreed to stop before training: nothing new to save
+      kept = f"the newest checkpoint is step {start}" if restored is not None else "no checkpoint yet"
+      _log(f"preempted (SIGTERM) before the first step ({kept}); exiting with status "
+           f"{distributed.EXIT_PREEMPTED}: re-run the same command to resume")
+      raise distributed.Preempted(start)
     num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(trainer.abstract_state().params))
     _log(f"{config.task}: {num_params:,} parameters, mesh {dict(trainer.mesh.shape)}, "
          f"{jax.device_count()} devices, {jax.process_count()} processes")
@@ -329,27 +383,41 @@ def train(config, workdir: str) -> dict:
         _check_finite(*pending, workdir, last_good)
       pending = (step + 1, metrics)
       done = step + 1
-      if done % config.log_every == 0 or done == config.total_steps:
+      final = done == config.total_steps
+      # Every process asks at every step (the sync point needs it); at the last step the run
+      # finishes instead, its checkpoint written before the evaluation.
+      preempted = preemption.reached(done) and not final
+      if done % config.log_every == 0 or final:
         train_metrics = jax.device_get(metrics)
         speed = progress.update(done, batches.wait_seconds)
         writer.write(done, "train", {**train_metrics, **speed})
         _log(progress.line(done, {"loss": train_metrics["loss"]}, speed))
-      if done % config.eval_every == 0 or done == config.total_steps:
+      # The checkpoint comes before the evaluation: a crash in the task's host-side evaluate
+      # (sampling, plots) must not lose the step's state, least of all the final one.
+      if done % config.checkpoint_every == 0 or final or preempted:
         _check_finite(*pending, workdir, last_good)
-        eval_metrics = trainer.evaluate(state, done)
+        checkpointer.save(done, state, meta, force=final or preempted)
+        last_good = done
+        if final or preempted:
+          checkpointer.wait()
+      if preempted:
+        _log(f"preempted (SIGTERM): saved a checkpoint at step {done} in {checkpointer.directory}; "
+             f"exiting with status {distributed.EXIT_PREEMPTED}: re-run the same command to resume")
+        raise distributed.Preempted(done)
+      if done % config.eval_every == 0 or final:
+        _check_finite(*pending, workdir, last_good)
+        eval_metrics = trainer.evaluate(state, done, on_host_error=_warn_host_eval(trainer.task, done))
         writer.write(done, "eval", eval_metrics)
         _log(f"eval step {done}: " + ", ".join(
             f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v!r}" for k, v in eval_metrics.items()))
-      if done % config.checkpoint_every == 0 or done == config.total_steps:
-        _check_finite(*pending, workdir, last_good)
-        checkpointer.save(done, state, meta, force=done == config.total_steps)
-        last_good = done
       watchdog.kick(done)
     if pending is not None:
       _check_finite(*pending, workdir, last_good)
     return {"train": train_metrics, "eval": eval_metrics}
   finally:
+    preemption.close()
     if watchdog is not None:
       watchdog.close()
     checkpointer.close()
-    writer.close()
+    if writer is not None:
+      writer.close()
