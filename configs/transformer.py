@@ -3,22 +3,25 @@
 Default (embedded, no download): the Annotated Transformer's copy task, vocabulary 11,
 sequences of 10 symbols, a 2-layer d_model=128 model, Noam schedule, label smoothing.
 
-  python -m launch.train --config configs/transformer.py --workdir runs/copy_v2
+  python -m launch.train --config configs/transformer.py --workdir runs/copy
 
 Expected: exact-sequence accuracy of greedy decoding >= 99% on 1,000 held-out sequences
 (eval metric exact_match_greedy). Measured 2026-11-26 on a shared 2-core CPU: 1.000 (greedy
-and beam) at step 2,000, in 3 min 59 s wall clock (papers/transformer/README.md).
+and beam) at steps 1,000 to 2,000, in about 3.5 min wall clock (papers/transformer/README.md).
 
 The embedding table is padded to a multiple of model.vocab_multiple (128) rows, so the model
 also splits over e.g. --config.mesh.data=2 --config.mesh.fsdp=2 --config.mesh.tensor=2.
 optimizer.noam_d_model is a reference to model.d_model: it follows --config.model.d_model.
 
 Variants: `base` and `big` are the paper's sizes (Table 3) on the same task's data pipeline,
-with the paper's optimiser settings (Adam 0.9/0.98/1e-9, Noam warm-up 4000, eps_ls 0.1):
+with the paper's optimiser settings (Adam 0.9/0.98/1e-9, Noam warm-up 4000, eps_ls 0.1; the copy
+default takes b2 = 0.999, see below):
   python -m launch.train --config configs/transformer.py:base --workdir runs/copy_base
 """
 from configs.common import base_config
 from papers.transformer.model import SIZES
+
+VARIANTS = ("copy", "base", "big")
 
 
 def get_config(arg=None):
@@ -47,10 +50,13 @@ def get_config(arg=None):
   c.model.share_embeddings = True
   c.model.pre_norm = True
   c.model.vocab_multiple = 128  # embedding rows padded to a multiple: splits over any tensor axis
-  # The residual stream's model dimension between layers: replicated (no sequence/model split).
 
   c.optimizer.name = "adam"
-  c.optimizer.b1, c.optimizer.b2, c.optimizer.eps = 0.9, 0.98, 1e-9
+  # The paper's Adam (0.9, 0.98, 1e-9) but for b2: once the copy loss nears 0 the gradients vanish,
+  # and a ~50-step memory of their scale lets a rare larger gradient take a step many times the
+  # learning rate (late loss spikes; exact match 0.684 at step 2,000 with seed 2). b2 = 0.999
+  # removed them in seeds 1 and 2 (papers/transformer/README.md). base/big keep 0.98.
+  c.optimizer.b1, c.optimizer.b2, c.optimizer.eps = 0.9, 0.999, 1e-9
   c.optimizer.schedule = "noam"
   c.optimizer.learning_rate = 1.0  # the Noam factor
   c.optimizer.warmup_steps = 400
@@ -63,6 +69,7 @@ def get_config(arg=None):
     c.model.max_len = 256
     c.data.label_smoothing = 0.1
     c.optimizer.warmup_steps = 4000
+    c.optimizer.b2 = 0.98
     c.total_steps = 100_000 if arg == "base" else 300_000
     c.batch_size = 256
     c.dtype = "bfloat16"
