@@ -24,6 +24,8 @@ mesh.stage. Benchmark of the schedule (bubble, FLOPs, memory): `python -m papers
 """
 from configs.common import base_config
 
+VARIANTS = ("fashion_mnist", "deep")
+
 
 def get_config(arg=None):
   c = base_config()

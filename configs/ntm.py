@@ -18,6 +18,16 @@ update, the table's learning rate, 1,000,000 sequences.
 """
 from configs.common import base_config
 
+VARIANTS = (
+    "copy-ntm_lstm", "copy-ntm_ff", "copy-lstm", "repeat_copy-ntm_lstm", "repeat_copy-ntm_ff",
+    "repeat_copy-lstm", "associative_recall-ntm_lstm", "associative_recall-ntm_ff",
+    "associative_recall-lstm", "priority_sort-ntm_lstm", "priority_sort-ntm_ff",
+    "priority_sort-lstm", "copy-ntm_lstm-paper", "copy-ntm_ff-paper", "copy-lstm-paper",
+    "repeat_copy-ntm_lstm-paper", "repeat_copy-ntm_ff-paper", "repeat_copy-lstm-paper",
+    "associative_recall-ntm_lstm-paper", "associative_recall-ntm_ff-paper",
+    "associative_recall-lstm-paper", "priority_sort-ntm_lstm-paper", "priority_sort-ntm_ff-paper",
+    "priority_sort-lstm-paper")
+
 # Tables 1-3 of the paper: (heads, controller size, controller layers, learning rate).
 NTM_FF = dict(copy=(1, 100, 1, 1e-4), repeat_copy=(1, 100, 1, 1e-4),
               associative_recall=(4, 256, 1, 1e-4), priority_sort=(8, 512, 1, 3e-5))

@@ -22,6 +22,8 @@ See papers/relational_rnn/README.md.
 """
 from configs.common import base_config
 
+VARIANTS = ("rmc", "lstm", "rmc_paper", "lstm_paper", "rmc_4x4", "lstm_4x4")
+
 
 def get_config(arg=None):
   variant = arg or "rmc"

@@ -19,6 +19,8 @@ import math
 
 from configs import transformer_lm
 
+VARIANTS = ("cpu", "tiny", "pod")
+
 # (num_layers, d_model, num_heads); d_ff = 4 d_model as in Kaplan et al.
 CPU_SIZES = ((1, 8, 2), (1, 16, 2), (2, 16, 2), (2, 24, 2), (2, 32, 2), (3, 48, 3),
              (4, 64, 4), (4, 96, 6))

@@ -13,6 +13,8 @@ d_model 64, 200 steps), `gpt` (12 layers, d_model 768: a pod-scale run).
 """
 from configs.common import base_config
 
+VARIANTS = ("tiny", "gpt")
+
 
 def get_config(arg=None):
   c = base_config()

@@ -2,7 +2,10 @@
 
 `load_config("configs/x.py:variant", ["--config.a.b=3"])` imports the file,
 calls `get_config("variant")`, applies the overrides with the type of the
-existing field, and refuses unknown keys with a one-line error.
+existing field, and refuses unknown keys with a one-line error. The result (after the
+overrides and `derive`) is checked by core/validate.py before it is returned, so every entry
+point that loads a config (launch.train, launch.compile, launch.sweep) refuses a bad value,
+say `--config.total_steps=0`, with one line before anything is built.
 
 Derived values are derived, not copied, so they follow the overrides: a field that is a
 plain function of others is an ml_collections reference
@@ -22,6 +25,7 @@ from typing import Any, Sequence
 import ml_collections
 
 from core.task import ConfigError
+from core.validate import check_config, int_fields
 
 
 def load_module(path: str):
@@ -47,11 +51,16 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
   try:
     config = module.get_config(variant) if variant is not None else module.get_config()
   except (KeyError, ValueError) as e:
-    raise ConfigError(f"config {spec!r}: {e}") from None
+    raise ConfigError(f"config {spec!r}: {_one_line(e)}") from None
   config = ml_collections.ConfigDict(config)
+  defaults = int_fields(config)
   apply_overrides(config, overrides)
   if hasattr(module, "derive"):
-    module.derive(config)
+    try:
+      module.derive(config)
+    except (TypeError, ValueError, ArithmeticError) as e:
+      raise ConfigError(f"config {spec!r}: its derive() cannot use these values: {_one_line(e)}") from None
+  check_config(config, defaults)  # shared keys and generic rules, before anything is built
   config.lock()
   return config
 
@@ -101,10 +110,18 @@ def set_key(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:
     raise ConfigError(f"config key {dotted!r} is a group; set one of its fields")
   try:
     value = _parse_value(text, current)
-  except (ValueError, SyntaxError) as e:
-    raise ConfigError(f"bad value for --config.{dotted}: {e}") from None
-  with node.unlocked():
-    node[parts[-1]] = value
+  except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+    raise ConfigError(f"bad value for --config.{dotted}: {_one_line(e)}") from None
+  try:
+    with node.unlocked():
+      node[parts[-1]] = value
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"bad value for --config.{dotted}: {_one_line(e)}") from None
+
+
+def _one_line(error: BaseException) -> str:
+  text = " ".join(str(error).split()) or type(error).__name__
+  return text if len(text) <= 300 else text[:297] + "..."
 
 
 def apply_overrides(config, overrides: Sequence[str]) -> None:

@@ -126,14 +126,31 @@ def sequence_bits(logits, targets, mask):
   return bits, jnp.sum(wrong * mask, axis=1)
 
 
+def _require_positive(group, prefix: str, *names: str) -> None:
+  for name in names:
+    if group[name] < 1:
+      raise ConfigError(f"config.{prefix}.{name} must be >= 1, got {group[name]}")
+
+
 def build_model(config, output_size):
   m = config.model
   if m.name == "ntm":
+    if m.controller not in ("lstm", "ff"):
+      raise ConfigError(f"config.model.controller must be 'lstm' or 'ff', got {m.controller!r}")
+    _require_positive(m, "model", "controller_size", "controller_layers", "memory_locations",
+                      "memory_width", "num_heads")
+    if not 0 <= m.shift_range < m.memory_locations:
+      raise ConfigError(f"config.model.shift_range must be in [0, memory_locations), got {m.shift_range} "
+                        f"with {m.memory_locations} locations")
     return NTM(output_size, controller=m.controller, controller_size=m.controller_size,
                controller_layers=m.controller_layers,
                memory_locations=m.memory_locations, memory_width=m.memory_width,
                num_heads=m.num_heads, shift_range=m.shift_range, clip=m.clip)
   if m.name == "lstm":
+    if "hidden_size" not in m:
+      raise ConfigError("config.model.name='lstm' needs the LSTM baseline's config (model.hidden_size, "
+                        "model.num_layers): use an `-lstm` variant of configs/ntm.py")
+    _require_positive(m, "model", "hidden_size", "num_layers")
     return StackedLSTM(output_size, hidden_size=m.hidden_size, num_layers=m.num_layers)
   raise ConfigError(f"config.model.name must be 'ntm' or 'lstm', got {m.name!r}")
 
@@ -157,6 +174,7 @@ class NTMTask(Task):
       raise ConfigError(f"config.data.task must be one of {sorted(GENERATORS)}, got {name!r}")
     self.generate = functools.partial(GENERATORS[name], **dict(config.data.get("args", {})))
     d = config.data
+    _require_positive(d, "data", "eval_sequences", "eval_batch_size")
     if d.eval_sequences % d.eval_batch_size:
       raise ConfigError(f"config.data.eval_sequences ({d.eval_sequences}) must be a multiple of "
                         f"config.data.eval_batch_size ({d.eval_batch_size})")

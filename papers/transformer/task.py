@@ -25,6 +25,11 @@ from papers.transformer import model as model_lib
 def model_config(task: Task, vocab_size: int) -> model_lib.TransformerConfig:
   """The model of `task.config.model`, in the task's dtype and pipeline settings."""
   m = task.config.model
+  for name in ("d_model", "num_heads", "d_ff", "max_len"):
+    if m[name] < 1:
+      raise ConfigError(f"config.model.{name} must be >= 1, got {m[name]}")
+  if vocab_size < 2:
+    raise ConfigError(f"the vocabulary must have at least 2 symbols, got {vocab_size}")
   if m.d_model % m.num_heads:
     raise ConfigError(f"model.d_model {m.d_model} is not divisible by model.num_heads {m.num_heads}")
   vocab_multiple = int(m.get("vocab_multiple", 128))
@@ -68,8 +73,8 @@ class CopyTask(Task):
     super().__init__(config)
     self.vocab_size = config.data.vocab_size
     self.seq_len = config.data.seq_len
-    if self.seq_len > config.model.max_len:
-      raise ConfigError(f"data.seq_len {self.seq_len} exceeds model.max_len {config.model.max_len}")
+    if not 2 <= self.seq_len <= config.model.max_len:
+      raise ConfigError(f"data.seq_len must be in [2, model.max_len={config.model.max_len}], got {self.seq_len}")
     self.cfg = model_config(self, self.vocab_size)
     self.model = model_lib.Transformer(self.cfg)
     # Jitted once; evaluate() calls them with the trainer's (sharded) parameters.
@@ -162,8 +167,8 @@ class CharLMTask(Task):
     self.cfg = model_config(self, config.model.vocab_size)
     self.model = model_lib.TransformerLM(self.cfg)
     self.seq_len = config.data.seq_len
-    if self.seq_len > config.model.max_len:
-      raise ConfigError(f"data.seq_len {self.seq_len} exceeds model.max_len {config.model.max_len}")
+    if not 1 <= self.seq_len <= config.model.max_len:
+      raise ConfigError(f"data.seq_len must be in [1, model.max_len={config.model.max_len}], got {self.seq_len}")
 
   def check_data(self):
     self.corpus()  # loads (and checks) the text before the input threads start

@@ -1,0 +1,87 @@
+"""Which jax platforms a run starts, decided before jax is imported (no jax import here).
+
+With libtpu installed (`pip install -e ".[aot]"`, for launch.compile), jax tries a TPU first on
+every machine; without one, libtpu prints half a page of errors ("unexpected worker hostname
+...") before jax falls back. So the entry points that train (launch.train) choose for it:
+
+- `JAX_PLATFORMS` set in the environment (even to ""): left alone, the user decides;
+- a TPU present: left alone, jax starts it. A TPU is any of: a Google TPU PCI device
+  (vendor 0x1ae0, the check jax itself makes), `/dev/accel*` (v2-v5p), `/dev/vfio/<n>`
+  (v5e, v6e), or TPU metadata in the environment (`TPU_ACCELERATOR_TYPE`,
+  `TPU_WORKER_HOSTNAMES`, `TPU_WORKER_ID`, `TPU_NAME`, `CLOUD_TPU_TASK_ID`);
+- otherwise `JAX_PLATFORMS=cuda,cpu` when an NVIDIA GPU is visible (`/dev/nvidia0`,
+  `/dev/nvidiactl`, WSL2's `/dev/dxg`) and jax's CUDA plugin is installed, `rocm,cpu` for an
+  AMD GPU (`/dev/kfd`) with jax's ROCm plugin, else `cpu`.
+
+Set `JAX_PLATFORMS` yourself to override the rule (e.g. `JAX_PLATFORMS=` for jax's own choice).
+"""
+from __future__ import annotations
+
+import glob
+import importlib.metadata
+import importlib.util
+import os
+import pkgutil
+from typing import Mapping
+
+TPU_ENV = ("TPU_ACCELERATOR_TYPE", "TPU_WORKER_HOSTNAMES", "TPU_WORKER_ID", "TPU_NAME",
+           "CLOUD_TPU_TASK_ID")
+_GOOGLE_PCI_VENDOR = "0x1ae0"
+_NVIDIA_DEVICES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg")
+
+
+def tpu_present(environ: Mapping[str, str] = os.environ, root: str = "/") -> bool:
+  if any(environ.get(name) for name in TPU_ENV):
+    return True
+  if glob.glob(os.path.join(root, "dev/accel*")):
+    return True
+  if any(os.path.basename(p).isdigit() for p in glob.glob(os.path.join(root, "dev/vfio/*"))):
+    return True
+  for vendor in glob.glob(os.path.join(root, "sys/bus/pci/devices/*/vendor")):
+    try:
+      with open(vendor) as f:
+        if f.read().strip() == _GOOGLE_PCI_VENDOR:
+          return True
+    except OSError:
+      continue
+  return False
+
+
+def _jax_plugins() -> set[str]:
+  """Names of installed jax PJRT plugins (e.g. xla_cuda12), found without importing jax."""
+  names = set()
+  try:
+    spec = importlib.util.find_spec("jax_plugins")
+  except (ImportError, ValueError):
+    spec = None
+  if spec is not None and spec.submodule_search_locations:
+    names.update(m.name for m in pkgutil.iter_modules(list(spec.submodule_search_locations)))
+  try:
+    names.update(ep.name for ep in importlib.metadata.entry_points(group="jax_plugins"))
+  except Exception:  # pylint: disable=broad-except
+    pass
+  return names
+
+
+def choose_platforms(environ: Mapping[str, str] = os.environ, root: str = "/") -> tuple[str | None, str]:
+  """(the JAX_PLATFORMS value to set or None to leave jax's own choice, a note for the user or "")."""
+  if "JAX_PLATFORMS" in environ or tpu_present(environ, root):
+    return None, ""
+  plugins = _jax_plugins()
+  if any(os.path.exists(os.path.join(root, d.lstrip("/"))) for d in _NVIDIA_DEVICES):
+    if any("cuda" in name for name in plugins):
+      return "cuda,cpu", ""
+    return "cpu", ("note: an NVIDIA GPU is visible but jax's CUDA plugin is not installed, so this "
+                   "runs on the CPU (pip install -r requirements-gpu.txt)")
+  if os.path.exists(os.path.join(root, "dev/kfd")) and any("rocm" in name for name in plugins):
+    return "rocm,cpu", ""
+  return "cpu", ""
+
+
+def set_default_platforms(environ=os.environ) -> tuple[str | None, str]:
+  """Sets JAX_PLATFORMS by the rule above (call it before jax is imported); returns what
+  `choose_platforms` returned, the value set (or None) and a note to print (or "")."""
+  value, note = choose_platforms(environ)
+  if value is not None:
+    environ["JAX_PLATFORMS"] = value
+  return value, note
