@@ -29,7 +29,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from core import distributed
-from core.task import ConfigError
+from core.task import ConfigError, one_line
 
 CORRUPT_PREFIX = "corrupt-"
 
@@ -89,14 +89,6 @@ def _drop_closed_loop_callbacks():
 
   hook._drops_closed_loop_callbacks = True  # pylint: disable=protected-access
   sys.unraisablehook = hook
-
-
-def describe_error(error: BaseException, limit: int = 200) -> str:
-  """`Type: message`, on one line and at most about `limit` characters."""
-  message = " ".join(str(error).split())
-  if len(message) > limit:
-    message = message[:limit] + " ..."
-  return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 @dataclasses.dataclass
@@ -167,7 +159,7 @@ class Checkpointer:
       except ConfigError:
         raise
       except Exception as e:  # pylint: disable=broad-except  # unreadable: try the next one
-        error = describe_error(e)
+        error = one_line(e, limit=200, with_type=True)
         _drop_closed_loop_callbacks()
       if distributed.all_agree(error is None, f"checkpoint_{step}"):
         break

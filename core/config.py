@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
-from core.task import ConfigError
+from core.task import ConfigError, one_line
 from core.validate import check_config, int_fields
 
 
@@ -51,7 +51,7 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
   try:
     config = module.get_config(variant) if variant is not None else module.get_config()
   except (KeyError, ValueError) as e:
-    raise ConfigError(f"config {spec!r}: {_one_line(e)}") from None
+    raise ConfigError(f"config {spec!r}: {one_line(e)}") from None
   config = ml_collections.ConfigDict(config)
   defaults = int_fields(config)
   apply_overrides(config, overrides)
@@ -59,7 +59,7 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     try:
       module.derive(config)
     except (TypeError, ValueError, ArithmeticError) as e:
-      raise ConfigError(f"config {spec!r}: its derive() cannot use these values: {_one_line(e)}") from None
+      raise ConfigError(f"config {spec!r}: its derive() cannot use these values: {one_line(e)}") from None
   check_config(config, defaults)  # shared keys and generic rules, before anything is built
   config.lock()
   return config
@@ -111,17 +111,12 @@ def set_key(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:
   try:
     value = _parse_value(text, current)
   except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-    raise ConfigError(f"bad value for --config.{dotted}: {_one_line(e)}") from None
+    raise ConfigError(f"bad value for --config.{dotted}: {one_line(e)}") from None
   try:
     with node.unlocked():
       node[parts[-1]] = value
   except (TypeError, ValueError) as e:
-    raise ConfigError(f"bad value for --config.{dotted}: {_one_line(e)}") from None
-
-
-def _one_line(error: BaseException) -> str:
-  text = " ".join(str(error).split()) or type(error).__name__
-  return text if len(text) <= 300 else text[:297] + "..."
+    raise ConfigError(f"bad value for --config.{dotted}: {one_line(e)}") from None
 
 
 def apply_overrides(config, overrides: Sequence[str]) -> None:

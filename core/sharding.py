@@ -15,8 +15,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from core.task import ConfigError
+from core.validate import MESH_AXES
 
-MESH_AXES = ("data", "fsdp", "tensor", "stage")
 
 
 def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:

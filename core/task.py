@@ -75,6 +75,16 @@ class DataMissingError(RuntimeError):
   """A data set that is not installed; the message says how to install it."""
 
 
+def one_line(error: BaseException, limit: int = 300, with_type: bool = False) -> str:
+  """An exception's message on one line of at most about `limit` characters, for error lines."""
+  message = " ".join(str(error).split())
+  if len(message) > limit:
+    message = message[:limit] + " ..."
+  if with_type:
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+  return message or type(error).__name__
+
+
 def spec(shape: Sequence[int], dtype) -> jax.ShapeDtypeStruct:
   """Shorthand for one entry of `Task.batch_spec()`."""
   return jax.ShapeDtypeStruct(tuple(int(n) for n in shape), np.dtype(dtype))

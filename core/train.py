@@ -26,7 +26,7 @@ from core import metrics as metrics_lib
 from core import sharding as sharding_lib
 from core.config import to_json
 from core.optim import make_optimizer
-from core.task import ConfigError, load_task
+from core.task import ConfigError, load_task, one_line
 
 
 class TrainingDiverged(RuntimeError):
@@ -300,7 +300,7 @@ def _warn_host_eval(task, step: int):
   def warn(error: BaseException):
     where = f"process {jax.process_index()}: " if jax.process_count() > 1 else ""
     print(f"warning: {where}{type(task).__name__}.evaluate failed at step {step} "
-          f"({checkpoint_lib.describe_error(error, limit=500)}); the run goes on, with the jitted "
+          f"({one_line(error, limit=500, with_type=True)}); the run goes on, with the jitted "
           f"eval metrics of this step only", file=sys.stderr, flush=True)
   return warn
 

@@ -20,7 +20,7 @@ from core.task import ConfigError
 
 INT32_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1
-# Kept equal to core.sharding.MESH_AXES (a test checks): importing it would load flax here.
+# The mesh axes (core.sharding imports them from here: this module must not load jax or flax).
 MESH_AXES = ("data", "fsdp", "tensor", "stage")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear", "noam", "warmup_cosine")

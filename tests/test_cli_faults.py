@@ -117,11 +117,6 @@ def test_compile_and_sweep_refuse_the_same_values(monkeypatch, capsys):
   assert "error: config.batch_size must be >= 1, got 0" in capsys.readouterr().err
 
 
-def test_mesh_axes_match_the_sharding_module():
-  from core import sharding  # pylint: disable=g-import-not-at-top
-  assert validate.MESH_AXES == sharding.MESH_AXES
-
-
 # ---- 2. workdirs that cannot be used ------------------------------------------------------------
 
 def test_workdir_that_is_a_file(tmp_path):
