@@ -27,6 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
       ("vocab", "tensor"),
       ("length", None),
       ("layers", None),
+      ("hidden", None),         # recurrent state units (RNN cells): replicated
       ("stage", "stage"),
   )
 

@@ -85,3 +85,23 @@ def set_default_platforms(environ=os.environ) -> tuple[str | None, str]:
   if value is not None:
     environ["JAX_PLATFORMS"] = value
   return value, note
+
+
+def describe_machine(environ: Mapping[str, str] = os.environ, root: str = "/") -> str:
+  """A short name of this machine's accelerator (or CPU) for results tables, without
+  starting jax (a process that opened the TPU would keep it from the run it launches)."""
+  import platform  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  if tpu_present(environ, root):
+    kind = environ.get("TPU_ACCELERATOR_TYPE", "")
+    return f"TPU {kind}".strip()
+  if any(os.path.exists(os.path.join(root, d.lstrip("/"))) for d in _NVIDIA_DEVICES):
+    try:
+      names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout.split("\n")
+      names = [n.strip() for n in names if n.strip()]
+      if names:
+        return f"{len(names)} x {names[0]}"
+    except (OSError, subprocess.SubprocessError):
+      pass
+  return f"{os.cpu_count()}-core CPU ({platform.machine()})"

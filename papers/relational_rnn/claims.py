@@ -1,0 +1,24 @@
+"""The claims of papers/relational_rnn, as data for launch.reproduce (see core/claims.py)."""
+from core.claims import Claim, Run
+
+RUNS = {
+    "rmc_smoke": Run("configs/relational_rnn.py:rmc", tier="smoke",
+                     overrides=("--config.total_steps=500", "--config.eval_every=250")),
+    "rmc": Run("configs/relational_rnn.py:rmc", tier="cpu"),
+    "lstm": Run("configs/relational_rnn.py:lstm", tier="cpu"),
+    "rmc_paper": Run("configs/relational_rnn.py:rmc_paper", tier="pod"),
+    "lstm_paper": Run("configs/relational_rnn.py:lstm_paper", tier="pod"),
+}
+
+_RMC = dict(metric="accuracy", paper="91%", source="Figure 3 / Table 2", target=0.91, tolerance=0.01,
+            fmt="{:.1%}")
+_LSTM = dict(metric="accuracy", paper="below 30%", source="Figure 3 (LSTM and DNC)", target=0.30,
+             better="lower", fmt="{:.1%}")
+
+CLAIMS = (
+    Claim(run="rmc_smoke", what="Nth farthest (8 x 16), RMC, test accuracy after 500 steps x 64", **_RMC),
+    Claim(run="rmc", what="Nth farthest (8 x 16), RMC (CPU size), test accuracy after 4,000 steps x 64", **_RMC),
+    Claim(run="lstm", what="Nth farthest (8 x 16), LSTM baseline (CPU size), same budget", **_LSTM),
+    Claim(run="rmc_paper", what="Nth farthest (8 x 16), RMC at the paper's size and batch", **_RMC),
+    Claim(run="lstm_paper", what="Nth farthest (8 x 16), LSTM at the paper's size and batch", **_LSTM),
+)
