@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -174,6 +175,15 @@ def record_of(item: str, name: str, run: Run, claims: Sequence[Claim], runs_dir:
 # ---- training ------------------------------------------------------------------------------
 
 _print_lock = threading.Lock()
+_live: set = set()           # the training processes running now
+_stopping = threading.Event()  # set by SIGTERM/SIGINT: start nothing new
+
+
+def _stop(signum, frame):  # pylint: disable=unused-argument
+  """Passes SIGTERM on to the runs (they checkpoint and exit 76) and starts no new ones."""
+  _stopping.set()
+  for proc in list(_live):
+    proc.send_signal(signal.SIGTERM)
 
 
 def _say(message: str):
@@ -188,11 +198,15 @@ def train_run(item: str, name: str, run: Run, runs_dir: str, launcher: str = "")
   os.makedirs(workdir, exist_ok=True)
   machine = describe_machine()
   for argv in command_lines(item, name, run, runs_dir, launcher):
+    if _stopping.is_set():
+      return 76
     started = time.time()
     _say(f"[{item}/{name}] {shlex.join(argv[2:] if argv[0] == sys.executable else argv)}")
     with open(os.path.join(workdir, "reproduce.log"), "ab") as log:
       proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+      _live.add(proc)
       _, status, usage = os.wait4(proc.pid, 0)
+      _live.discard(proc)
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code
     wall = time.time() - started
@@ -367,6 +381,7 @@ def parse_args(argv):
   parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
   parser.add_argument("--launcher", default="", help="command that takes launch.train's flags "
                       "(default: python -m launch.train), e.g. 'python -m launch.slurm --nodes 2 --'")
+  parser.add_argument("--root", default=ROOT, help="the repository whose papers/ and configs/ are used")
   parser.add_argument("--collect", action="store_true", help="train nothing: record and rewrite tables")
   parser.add_argument("--check", action="store_true", help="fail if a table differs from the record")
   parser.add_argument("--dry_run", action="store_true", help="print what would run, run nothing")
@@ -374,7 +389,9 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
+  global ROOT
   args = parse_args(sys.argv[1:] if argv is None else argv)
+  ROOT = os.path.abspath(args.root)
   known = all_items()
   items = [i.strip() for i in args.items.split(",") if i.strip()] or known
   try:
@@ -412,11 +429,17 @@ def main(argv=None) -> int:
     failed = []
     if todo:
       print(f"training {len(todo)} runs, {args.jobs} at a time", flush=True)
+      signal.signal(signal.SIGTERM, _stop)
+      signal.signal(signal.SIGINT, _stop)
       with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         codes = pool.map(lambda t: train_run(*t, runs_dir, args.launcher), todo)
         failed = [f"{item}/{name}" for (item, name, _), code in zip(todo, codes) if code != 0]
     collect(items, runs_dir)
     print(f"wrote the results tables of {', '.join(items)} and {RESULTS_MD}")
+    if _stopping.is_set():
+      print("stopped by a signal: the runs saved checkpoints; run the same command to resume",
+            file=sys.stderr)
+      return 76
     if failed:
       print(f"error: {len(failed)} runs failed: {', '.join(failed)} (their logs: "
             f"<runs>/<item>/<run>/reproduce.log)", file=sys.stderr)

@@ -8,6 +8,10 @@ same check on the repository's own papers.
 """
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -182,3 +186,44 @@ def test_the_repository_tables_agree_with_its_recorded_runs():
       if run.config:
         assert os.path.exists(os.path.join(REPO, run.config.split(":")[0])), (item, name)
     assert claims, item
+
+
+SLOW_CONFIG = """
+from tests import test_faults, toy_task
+def get_config(arg=None):
+  c = toy_task.get_config()
+  c.task = "tests.test_faults:FaultyLinearRegression"
+  c.data.sleep_s = 0.05
+  c.data.host_eval = "none"
+  c.total_steps = 400
+  c.log_every = 10
+  c.checkpoint_every = 1000
+  return c
+"""
+
+
+def test_sigterm_is_passed_to_the_run_which_resumes_where_it_stopped(tree):
+  (tree / "configs" / "toy.py").write_text(SLOW_CONFIG)
+  (tree / "papers" / "beta" / "claims.py").unlink()
+  runs = tree / "runs"
+  argv = [sys.executable, "-m", "launch.reproduce", "--root", str(tree), "--items", "alpha",
+          "--runs", str(runs)]
+  env = {**os.environ, "PYTHONPATH": REPO}
+  proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  metrics = runs / "alpha" / "fit" / "metrics.jsonl"
+  deadline = time.time() + 120
+  while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 76, out
+  session = json.loads((runs / "alpha" / "fit" / "reproduce.jsonl").read_text().splitlines()[0])
+  assert session["exit"] == 76
+  stopped_at = max(int(d) for d in os.listdir(runs / "alpha" / "fit" / "checkpoints") if d.isdigit())
+  assert 0 < stopped_at < 400
+  proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  log = (runs / "alpha" / "fit" / "reproduce.log").read_text()
+  assert f"resumed from step {stopped_at}" in log
+  record = json.loads((tree / "papers" / "alpha" / "results.json").read_text())["fit"]
+  assert record["finished"] and record["wall_s"] >= session["wall_s"]
