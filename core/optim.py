@@ -18,6 +18,25 @@ def noam_schedule(factor: float, d_model: int, warmup_steps: int) -> optax.Sched
   return schedule
 
 
+def step_decay_schedule(learning_rate: float, decay_start: int, decay_every: int,
+                        decay_factor: float) -> optax.Schedule:
+  """Constant for `decay_start` steps, then multiplied by `decay_factor` every `decay_every` steps:
+  lr * factor ** (floor((s - start) / every) + 1) from step `start` on (e.g. a decay every epoch)."""
+  if decay_start < 0 or decay_every < 1:
+    raise ConfigError(f"optimizer.schedule='step_decay' needs optimizer.decay_start >= 0 and "
+                      f"optimizer.decay_every >= 1, got {decay_start} and {decay_every}")
+  if not 0.0 < decay_factor <= 1.0:
+    raise ConfigError(f"optimizer.decay_factor must be in (0, 1] (it multiplies the learning rate), "
+                      f"got {decay_factor}")
+  # Written out: optax's staircase exponential_decay first decays a whole period after its
+  # transition_begin, which would need decay_start >= decay_every.
+  def schedule(count):
+    count = jnp.asarray(count)
+    decays = jnp.where(count >= decay_start, (count - decay_start) // decay_every + 1, 0)
+    return learning_rate * jnp.power(jnp.float32(decay_factor), decays.astype(jnp.float32))
+  return schedule
+
+
 def make_schedule(opt, total_steps: int) -> optax.Schedule:
   lr, warmup = float(opt.learning_rate), int(opt.warmup_steps)
   decay = int(opt.decay_steps) or int(total_steps)
@@ -35,8 +54,11 @@ def make_schedule(opt, total_steps: int) -> optax.Schedule:
     return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), optax.linear_schedule(lr, 0.0, max(decay - warmup, 1))],
         [warmup])
+  if name == "step_decay":
+    return step_decay_schedule(lr, int(opt.get("decay_start", 0)), int(opt.get("decay_every", 1)),
+                               float(opt.get("decay_factor", 1.0)))
   raise ConfigError(
-      f"unknown optimizer.schedule {name!r}; use constant, cosine, warmup_cosine, linear or noam")
+      f"unknown optimizer.schedule {name!r}; use constant, cosine, warmup_cosine, linear, noam or step_decay")
 
 
 def make_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule]:

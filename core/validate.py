@@ -23,7 +23,7 @@ SEED_MAX = 2**32 - 1
 # The mesh axes (core.sharding imports them from here: this module must not load jax or flax).
 MESH_AXES = ("data", "fsdp", "tensor", "stage")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
-SCHEDULES = ("constant", "cosine", "linear", "noam", "warmup_cosine")
+SCHEDULES = ("constant", "cosine", "linear", "noam", "warmup_cosine", "step_decay")
 
 _MISSING = object()
 

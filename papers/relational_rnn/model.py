@@ -170,3 +170,51 @@ class SequenceClassifier(nn.Module):
                          f"head_{l}", dtype=self.dtype)(h))
     out_axes = ("embed" if len(self.mlp_sizes) % 2 == 0 else "mlp", "vocab")
     return _dense(self.num_classes, out_axes, "logits", dtype=self.dtype)(h).astype(jnp.float32)
+
+
+class _SkipPadding(nn.Module):
+  """A core step that leaves the state untouched where the input is padding (token 0)."""
+  core_cls: type
+  core_kwargs: dict
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, carry, inputs):
+    x, active = inputs
+    new_carry, out = self.core_cls(dtype=self.dtype, name="cell", **self.core_kwargs)(carry, x)
+    keep = lambda new, old: jnp.where(active.reshape(active.shape + (1,) * (new.ndim - 1)), new, old)
+    return jax.tree.map(keep, new_carry, carry), out
+
+
+class CharSeq2Seq(nn.Module):
+  """One core reads a character sequence and predicts the next character at every step.
+
+  The sequence-to-sequence model of Learning to Execute: the program's characters, a "go"
+  character, then (teacher forcing) the answer's characters; the logits at the go character
+  and at each answer character score the next answer character. Padding (token 0) leaves the
+  state unchanged, so a left-padded program is read as if it started the sequence.
+  """
+  vocab_size: int
+  core: str = "rmc"                     # 'rmc' | 'lstm'
+  core_kwargs: dict | None = None
+  embed_size: int = 64
+  mlp_sizes: Sequence[int] = ()
+  unroll: int = 1
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, tokens):  # tokens: [batch, time] int32 -> logits [batch, time, vocab]
+    cores = {"rmc": RelationalMemoryCore, "lstm": LSTMCore}
+    if self.core not in cores:
+      raise ValueError(f"core must be one of {sorted(cores)}, got {self.core!r}")
+    core_cls, kwargs = cores[self.core], dict(self.core_kwargs or {})
+    x = nn.Embed(self.vocab_size, self.embed_size, name="embed", embedding_init=
+                 nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed")))(tokens)
+    step = _unrolled(_SkipPadding, self.unroll)(core_cls, kwargs, self.dtype, name="core")
+    memory = core_cls(dtype=self.dtype, parent=None, **kwargs).initial_memory(tokens.shape[0])
+    _, h = step(memory, (x.astype(self.dtype), tokens != 0))
+    for l, size in enumerate(self.mlp_sizes):
+      h = nn.relu(_dense(size, ("embed", "mlp") if l % 2 == 0 else ("mlp", "embed"),
+                         f"head_{l}", dtype=self.dtype)(h))
+    out_axes = ("embed" if len(self.mlp_sizes) % 2 == 0 else "mlp", "vocab")
+    return _dense(self.vocab_size, out_axes, "logits", dtype=self.dtype)(h).astype(jnp.float32)
