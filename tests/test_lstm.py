@@ -186,6 +186,7 @@ def test_padding_is_inert(cell):
   np.testing.assert_allclose(np.asarray(outputs), want, rtol=1e-5, atol=1e-5)
   chex.assert_trees_all_close(carry, want_carry, rtol=1e-5, atol=1e-5)
 
+  @jax.jit
   def grads(inputs):
     def loss(v):
       out, c = model.apply(v, inputs, mask=mask)
@@ -270,6 +271,23 @@ def test_dropout_only_in_training_and_on_the_outputs():
   assert not np.allclose(out, again)
   zeros = np.mean(np.asarray(out) == 0)  # the last layer's output is dropped: ~half are zero
   assert 0.35 < zeros < 0.65, zeros
+
+
+@pytest.mark.parametrize("cell", ["peephole", "gru"])
+def test_bfloat16_compute_tracks_float32(cell):
+  """dtype=bfloat16: the matmuls in bfloat16; parameters, carry and gradients stay float32."""
+  x = np.random.default_rng(7).normal(size=(4, 12, 3)).astype(np.float32)
+  variables = nn.unbox(RNN(16, cell, num_layers=2).init(jax.random.key(0), x))
+  results = {}
+  for dtype in (jnp.float32, jnp.bfloat16):
+    model = RNN(16, cell, num_layers=2, dtype=dtype)
+    (outputs, carry), grads = jax.jit(lambda v, m=model: (
+        m.apply(v, x), jax.grad(lambda v: jnp.sum(m.apply(v, x)[0] ** 2))(v)))(variables)
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves((carry, grads)))
+    results[dtype] = outputs, grads
+  np.testing.assert_allclose(results[jnp.bfloat16][0], results[jnp.float32][0], atol=3e-2)
+  assert not np.array_equal(results[jnp.bfloat16][0], results[jnp.float32][0])  # bfloat16 was used
+  chex.assert_tree_all_finite(results[jnp.bfloat16][1])
 
 
 def test_init_scale_and_default_init():
