@@ -44,7 +44,29 @@ def gpipe():
   return PipelinedResNet(channels=8, num_blocks=2), (jnp.zeros((2, 16, 16, 1)),)
 
 
-@pytest.mark.parametrize("build", [transformer, transformer_lm, ntm, relational_rnn, relation_networks, gpipe])
+def learning_to_execute():
+  from papers.relational_rnn.model import CharSeq2Seq
+  model = CharSeq2Seq(vocab_size=20, core="lstm", core_kwargs=dict(hidden_size=16), embed_size=8)
+  return model, (jnp.ones((2, 6), jnp.int32),)
+
+
+def lstm():
+  from papers.lstm import SequenceModel
+  return SequenceModel(num_outputs=1, hidden_size=8, cell="peephole", num_layers=2), (jnp.zeros((2, 5, 2)),)
+
+
+def char_rnn():
+  from papers.char_rnn import CharRNN
+  return CharRNN(vocab_size=32, hidden_size=16, num_layers=2, embed_dim=8), (jnp.ones((2, 7), jnp.int32),)
+
+
+def rnn_regularization():
+  from papers.rnn_regularization import WordLM
+  return WordLM(vocab_size=50, hidden_size=16), (jnp.ones((2, 7), jnp.int32),)
+
+
+@pytest.mark.parametrize("build", [transformer, transformer_lm, ntm, relational_rnn, relation_networks, gpipe,
+                                   learning_to_execute, lstm, char_rnn, rnn_regularization])
 def test_model_gives_plain_arrays_after_unbox(build):
   model, inputs = build()
   variables = nn.meta.unbox(model.init(jax.random.key(0), *inputs))

@@ -92,6 +92,36 @@ def test_attention_matches_numpy():
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_attention_matches_einsum(causal):
+  """jax.nn.dot_product_attention ("xla"; "cudnn" is the same call on a GPU) == the einsum path."""
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(2, 5, 8)).astype(np.float32)
+  mask = None if causal else np.array([True, True, False, True, True])[None, None, None, :]
+  outs = []
+  for attention in ("einsum", "xla"):
+    layer = model_lib.MultiHeadAttention(TransformerConfig(d_model=8, num_heads=2, dropout=0.0,
+                                                           attention=attention))
+    params = layer.init(jax.random.key(0), x, x, mask, True, causal)["params"]
+    outs.append(np.asarray(layer.apply({"params": params}, x, x, mask, True, causal)))
+  np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+
+
+def test_fused_attention_lm_logits_and_errors():
+  tokens = jnp.asarray(np.random.default_rng(3).integers(0, 20, (2, 7)))
+  cfgs = [TransformerConfig(vocab_size=20, d_model=16, num_heads=2, d_ff=32, num_encoder_layers=0,
+                            num_decoder_layers=2, dropout=0.0, max_len=8, attention=a)
+          for a in ("einsum", "xla")]
+  params = model_lib.TransformerLM(cfgs[0]).init(jax.random.key(1), tokens)["params"]
+  logits = [np.asarray(model_lib.TransformerLM(c).apply({"params": params}, tokens)) for c in cfgs]
+  np.testing.assert_allclose(logits[1], logits[0], rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="attention must be one of"):
+    TransformerConfig(attention="flash")
+  with pytest.raises(ValueError, match="no dropout on the attention weights"):
+    lm = model_lib.TransformerLM(dataclasses.replace(cfgs[1], dropout=0.1))
+    lm.apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(0)})
+
+
 def test_label_smoothing_matches_numpy():
   rng = np.random.default_rng(1)
   logits = rng.normal(size=(2, 3, 6)).astype(np.float32)

@@ -25,6 +25,9 @@ import numpy as np
 PAD = 0
 
 
+ATTENTION_IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:
   vocab_size: int = 32000
@@ -44,10 +47,16 @@ class TransformerConfig:
   num_stages: int = 1
   microbatches: int = 1
   remat: bool = True
+  # "einsum": scores as einsums and a softmax (dropout on the weights, any mask). "xla" or
+  # "cudnn": jax.nn.dot_product_attention (cuDNN's fused flash kernel on NVIDIA GPUs: causal
+  # blocks skipped, no [length x length] scores in memory); these have no attention dropout.
+  attention: str = "einsum"
 
   def __post_init__(self):
     if self.vocab_multiple < 1:
       raise ValueError(f"vocab_multiple must be a positive integer, got {self.vocab_multiple}")
+    if self.attention not in ATTENTION_IMPLEMENTATIONS:
+      raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {self.attention!r}")
 
   @property
   def padded_vocab_size(self) -> int:
@@ -123,13 +132,23 @@ class MultiHeadAttention(nn.Module):
   cfg: TransformerConfig
 
   @nn.compact
-  def __call__(self, queries, keys_values, mask, deterministic: bool):
+  def __call__(self, queries, keys_values, mask, deterministic: bool, causal: bool = False):
+    """`mask` [batch or 1, 1, q, k] (True = attend) and/or `causal` (position i sees j <= i)."""
     cfg = self.cfg
     head_dim = cfg.d_model // cfg.num_heads
     q = HeadProjection(cfg, name="query")(queries)
     k = HeadProjection(cfg, name="key")(keys_values)
     v = HeadProjection(cfg, name="value")(keys_values)
     q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
+    if cfg.attention != "einsum":
+      if cfg.dropout and not deterministic:
+        raise ValueError(f"attention={cfg.attention!r} has no dropout on the attention weights; "
+                         "train with dropout=0 or attention='einsum'")
+      out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal,
+                                         implementation=cfg.attention)
+      return HeadProjection(cfg, inverse=True, name="out")(out)
+    if causal:
+      mask = causal_mask(q.shape[1]) if mask is None else mask & causal_mask(q.shape[1])
     # Scaled dot-product attention, eq. (1): softmax(QK^T / sqrt(d_k)) V.
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(head_dim).astype(cfg.dtype)
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
@@ -186,10 +205,10 @@ class DecoderLayer(nn.Module):
   @nn.compact
   def __call__(self, x, encoded=None, self_mask=None, cross_mask=None, deterministic: bool = True):
     cfg = self.cfg
-    if self_mask is None:
-      self_mask = causal_mask(x.shape[1])
+    causal = self_mask is None  # the decoder-only LM: causal alone, which fused kernels exploit
     x = SubLayer(cfg, name="self_attention_block")(
-        x, lambda h: MultiHeadAttention(cfg, name="self_attention")(h, h, self_mask, deterministic), deterministic)
+        x, lambda h: MultiHeadAttention(cfg, name="self_attention")(h, h, self_mask, deterministic, causal),
+        deterministic)
     if self.cross_attention:
       x = SubLayer(cfg, name="cross_attention_block")(
           x, lambda h: MultiHeadAttention(cfg, name="cross_attention")(h, encoded, cross_mask, deterministic),

@@ -32,6 +32,13 @@ def model_config(task: Task, vocab_size: int) -> model_lib.TransformerConfig:
     raise ConfigError(f"the vocabulary must have at least 2 symbols, got {vocab_size}")
   if m.d_model % m.num_heads:
     raise ConfigError(f"model.d_model {m.d_model} is not divisible by model.num_heads {m.num_heads}")
+  attention = m.get("attention", "einsum")
+  if attention not in model_lib.ATTENTION_IMPLEMENTATIONS:
+    raise ConfigError(f"config.model.attention must be one of {model_lib.ATTENTION_IMPLEMENTATIONS}, "
+                      f"got {attention!r}")
+  if attention != "einsum" and m.dropout:
+    raise ConfigError(f"config.model.attention={attention!r} has no attention dropout; set "
+                      f"config.model.dropout=0 or config.model.attention='einsum'")
   vocab_multiple = int(m.get("vocab_multiple", 128))
   if vocab_multiple < 1:
     raise ConfigError(f"model.vocab_multiple must be a positive integer, got {vocab_multiple}")
@@ -41,7 +48,8 @@ def model_config(task: Task, vocab_size: int) -> model_lib.TransformerConfig:
       num_decoder_layers=m.get("num_decoder_layers", m.get("num_layers", 0)),
       dropout=m.dropout, max_len=m.max_len, share_embeddings=m.share_embeddings,
       pre_norm=m.pre_norm, dtype=task.dtype, vocab_multiple=vocab_multiple,
-      num_stages=task.num_stages, microbatches=task.microbatches, remat=task.remat)
+      num_stages=task.num_stages, microbatches=task.microbatches, remat=task.remat,
+      attention=attention)
 
 
 def smoothed_cross_entropy(logits, targets, smoothing: float, pad: int = model_lib.PAD):

@@ -1,0 +1,110 @@
+"""Shared timing, peak and report code of the benchmark scripts.
+
+Every figure a benchmark prints is measured in the same process as its baseline (the matmul
+peak of the same device, the PyTorch model with the same dimensions), so a ratio stays
+meaningful on a shared, noisy machine even where the absolute numbers do not.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from typing import Callable
+
+import numpy as np
+
+from core import hardware
+
+
+def time_steps(step: Callable[[], object], sync: Callable[[object], None], steps: int,
+               warmup: int) -> dict:
+  """Runs `step` warmup + steps times; seconds of the first call (compile) and per timed step.
+
+  `sync(result)` blocks until the device is done, so asynchronous dispatch does not hide work.
+  The step time is the median of `steps` single-step timings: robust to a neighbour's burst.
+  """
+  t = time.perf_counter()
+  sync(step())
+  first = time.perf_counter() - t
+  for _ in range(max(warmup - 1, 0)):
+    sync(step())
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    sync(step())
+    times.append(time.perf_counter() - t)
+  return {"first_call_s": first, "step_s": float(np.median(times)), "step_s_min": float(min(times)),
+          "steps_timed": steps}
+
+
+def jax_matmul_peak(dtype: str, n: int) -> float:
+  """FLOP/s of an n x n x n matmul in `dtype` on jax's first device (best of 10)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  # Random values: constant inputs draw less power and run faster than real data on some GPUs.
+  x = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+  f = jax.jit(lambda a: a @ a)
+  result = time_steps(lambda: f(x), lambda r: r.block_until_ready(), steps=10, warmup=2)
+  return 2 * n ** 3 / result["step_s_min"]
+
+
+def torch_matmul_peak(dtype: str, n: int, device: str) -> float:
+  import torch  # pylint: disable=g-import-not-at-top
+  x = torch.randn((n, n), dtype=getattr(torch, dtype), device=device)
+  result = time_steps(lambda: x @ x, lambda r: torch_sync(device), steps=10, warmup=2)
+  return 2 * n ** 3 / result["step_s_min"]
+
+
+def torch_sync(device: str) -> None:
+  import torch  # pylint: disable=g-import-not-at-top
+  if device.startswith("cuda"):
+    torch.cuda.synchronize()
+
+
+def datasheet_peak(dtype: str) -> tuple[float | None, str]:
+  """The dense peak of jax's first device from core.hardware (bf16 matrix units), or None."""
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  chip = hardware.chip_of(device)
+  if chip is None:
+    return None, device.device_kind
+  if dtype != "bfloat16":
+    return None, device.device_kind  # the datasheets' fp32 figures are not matrix-unit peaks
+  return chip.peak_flops, device.device_kind
+
+
+def jax_peak_memory() -> float | None:
+  """Peak bytes on jax's first device since start, where the backend reports it (GPU/TPU)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get("peak_bytes_in_use")
+
+
+def host_peak_memory() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
+
+
+def machine() -> str:
+  return f"{platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+  """A markdown table of `rows`; columns are (key, header, format)."""
+  print("| " + " | ".join(h for _, h, _ in columns) + " |")
+  print("|" + "---|" * len(columns))
+  for row in rows:
+    cells = []
+    for key, _, fmt in columns:
+      value = row.get(key)
+      cells.append("-" if value is None else fmt.format(value))
+    print("| " + " | ".join(cells) + " |")
+
+
+def write_json(path: str | None, report: dict) -> None:
+  if path:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(report, f, indent=1)
+    print(f"wrote {path}")

@@ -1,0 +1,49 @@
+"""The benchmark scripts run end to end on the CPU (tiny sizes) and count the FLOPs that a
+hand-written formula gives; their speed figures are read from their output, never asserted."""
+import json
+
+import pytest
+
+from benchmarks import nth_farthest, transformer_lm
+
+
+def lm_forward_flops(layers, d_model, heads, d_ff, seq, batch, vocab_padded):
+  """Matmul FLOPs of one forward pass: projections, full-square attention, feed-forward, logits."""
+  del heads  # heads split d_model: the totals do not depend on them
+  tokens = batch * seq
+  per_layer = 2 * tokens * (4 * d_model * d_model + 2 * d_model * d_ff) + 2 * 2 * batch * seq * seq * d_model
+  return layers * per_layer + 2 * tokens * d_model * vocab_padded
+
+
+def test_transformer_lm_benchmark_counts_model_flops(tmp_path, capsys):
+  out = tmp_path / "lm.json"
+  assert transformer_lm.main(["--preset", "tiny", "--steps", "1", "--warmup", "1", "--torch", "",
+                              "--attention", "xla,einsum", "--peak_n", "128", "--out", str(out)]) == 0
+  report = json.loads(out.read_text())
+  layers, d_model, heads, d_ff, seq, batch, vocab = transformer_lm.PRESETS["tiny"]
+  expected = 3 * lm_forward_flops(layers, d_model, heads, d_ff, seq, batch, vocab)
+  assert [r["flops_per_step"] for r in report["rows"]] == [expected, expected]
+  assert report["rows"][0]["framework"].endswith("xla attention")
+  assert all(r["tokens_per_s"] > 0 for r in report["rows"])
+  assert "| jax (project), einsum attention |" in capsys.readouterr().out
+
+
+def test_nth_farthest_benchmark_runs(tmp_path):
+  out = tmp_path / "nth.json"
+  assert nth_farthest.main(["--batch", "4", "--cores", "lstm", "--steps", "1", "--warmup", "1",
+                            "--out", str(out)]) == 0
+  (row,) = json.loads(out.read_text())["rows"]
+  assert row["core"] == "lstm" and row["batch"] == 4 and row["step_ms"] > 0
+
+
+@pytest.mark.parametrize("module,argv", [
+    (transformer_lm, ["--attention", "flash"]),
+    (transformer_lm, ["--torch", "jit"]),
+    (transformer_lm, ["--steps", "0"]),
+    (nth_farthest, ["--cores", "dnc"]),
+])
+def test_bad_flags_are_one_line_errors(module, argv, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    module.main(argv)
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1].startswith("usage:") is False
