@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import math
 import sys
+import types
 
 import numpy as np
 
@@ -32,23 +33,27 @@ PRESETS = {
 }
 
 
-def jax_side(dims, dtype: str, steps: int, warmup: int, attention: str, seed: int = 0) -> dict:
+def lm_train_step(dims, dtype: str, attention: str = "einsum", scan_layers: bool = False,
+                  remat: bool = False, seed: int = 0):
+  """The LM's AdamW training step: a namespace of cfg, train_step (jitted), init (-> params),
+  optimizer, abstract_params, abstract_opt_state (shapes only: compiling allocates nothing), tokens."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from core import hardware  # pylint: disable=g-import-not-at-top
   from papers.transformer.model import TransformerConfig, TransformerLM  # pylint: disable=g-import-not-at-top
 
   layers, d_model, heads, d_ff, seq, batch, vocab = dims
   cfg = TransformerConfig(vocab_size=vocab, d_model=d_model, num_heads=heads, d_ff=d_ff,
                           num_encoder_layers=0, num_decoder_layers=layers, dropout=0.0,
                           max_len=seq, share_embeddings=True, pre_norm=True,
-                          dtype=jnp.dtype(dtype), attention=attention)
+                          dtype=jnp.dtype(dtype), attention=attention, scan_layers=scan_layers,
+                          remat=remat)
   model = TransformerLM(cfg)
   tokens = jax.random.randint(jax.random.PRNGKey(seed), (batch, seq + 1), 0, vocab)
-  params = jax.jit(lambda: model.init(jax.random.PRNGKey(seed), tokens[:, :-1])["params"])()
   optimizer = optax.adamw(1e-4, weight_decay=0.01)
-  opt_state = optimizer.init(params)
+  init = lambda: model.init(jax.random.PRNGKey(seed), tokens[:, :-1])["params"]
+  abstract_params = jax.eval_shape(init)
+  abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
 
   def loss_fn(params, tokens):
     logits = model.apply({"params": params}, tokens[:, :-1]).astype(jnp.float32)
@@ -59,6 +64,24 @@ def jax_side(dims, dtype: str, steps: int, warmup: int, attention: str, seed: in
     loss, grads = jax.value_and_grad(loss_fn)(params, tokens)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
+
+  return types.SimpleNamespace(cfg=cfg, train_step=train_step, init=jax.jit(init), optimizer=optimizer,
+                               abstract_params=abstract_params, abstract_opt_state=abstract_opt,
+                               tokens=tokens)
+
+
+def jax_side(dims, dtype: str, steps: int, warmup: int, attention: str, scan_layers: bool = False,
+             seed: int = 0) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from core import hardware  # pylint: disable=g-import-not-at-top
+  from papers.transformer.model import TransformerLM  # pylint: disable=g-import-not-at-top
+
+  lm = lm_train_step(dims, dtype, attention, scan_layers=scan_layers, seed=seed)
+  cfg, train_step, tokens = lm.cfg, lm.train_step, lm.tokens
+  params = lm.init()
+  opt_state = lm.optimizer.init(params)
 
   state = {"params": params, "opt": opt_state}
 
@@ -75,7 +98,8 @@ def jax_side(dims, dtype: str, steps: int, warmup: int, attention: str, seed: in
           einsum_model.apply({"params": p}, t[:, :-1]).astype(jnp.float32), t[:, 1:]).mean(),
       params, tokens)
   result = harness.time_steps(step, lambda r: r.block_until_ready(), steps, warmup)
-  result.update(framework=f"jax (project), {attention} attention", params=n_params, flops_per_step=flops,
+  layout = ", layers under nn.scan" if scan_layers else ""
+  result.update(framework=f"jax (project), {attention} attention{layout}", params=n_params, flops_per_step=flops,
                 peak_memory=harness.jax_peak_memory(), device=jax.devices()[0].device_kind)
   return result
 
@@ -164,6 +188,8 @@ def main(argv=None) -> int:
   parser.add_argument("--attention", default="einsum",
                       help="comma list of the project's attention implementations to time, in order: "
                            "einsum, xla, cudnn (NVIDIA GPUs); the first row is the baseline of the ratios")
+  parser.add_argument("--scan_layers", action="store_true",
+                      help="the project's layers under one nn.scan (model.scan_layers), no remat")
   parser.add_argument("--torch", default="eager,compile",
                       help="comma list of PyTorch variants to time: eager, compile ('' for none)")
   parser.add_argument("--peak_n", type=int, default=0,
@@ -192,7 +218,7 @@ def main(argv=None) -> int:
   measured_peak = harness.jax_matmul_peak(args.dtype, peak_n)
   datasheet, device_kind = harness.datasheet_peak(args.dtype)
   # Peak memory is the device's peak since the process began: list the leanest variant first.
-  rows = [jax_side(dims, args.dtype, args.steps, args.warmup, a) for a in attentions]
+  rows = [jax_side(dims, args.dtype, args.steps, args.warmup, a, args.scan_layers) for a in attentions]
   flops = rows[0]["flops_per_step"]
   if variants:
     try:

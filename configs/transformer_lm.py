@@ -45,6 +45,9 @@ def get_config(arg=None):
   # kernel on NVIDIA GPUs: 1.5x the einsum form's tokens/s, a 300M LM on an H200,
   # benchmarks/README.md) or "xla".
   c.model.attention = "einsum"
+  # One nn.scan over the layers (stacked parameters): compile time flat in depth
+  # (benchmarks/README.md); recomputes each layer in the backward pass unless pipeline.remat=False.
+  c.model.scan_layers = False
   c.model.vocab_multiple = 128  # embedding rows padded to a multiple: splits over any tensor axis
   # The residual stream's model dimension between layers: replicated (no sequence/model split).
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import nth_farthest, transformer_lm
+from benchmarks import compile_time, input_stall, nth_farthest, transformer_lm
 
 
 def lm_forward_flops(layers, d_model, heads, d_ff, seq, batch, vocab_padded):
@@ -47,3 +47,27 @@ def test_bad_flags_are_one_line_errors(module, argv, capsys):
     module.main(argv)
   assert exit_info.value.code == 2
   assert capsys.readouterr().err.strip().splitlines()[-1].startswith("usage:") is False
+
+
+def test_compile_time_benchmark_runs(tmp_path):
+  out = tmp_path / "compile.json"
+  assert compile_time.main(["--preset", "tiny", "--depths", "1,2", "--modes", "scan", "--out", str(out)]) == 0
+  report = json.loads(out.read_text())
+  assert [row["depth"] for row in report["seconds"]] == [1, 2]
+  assert all(row["scan"] > 0 for row in report["seconds"]) and report["growth"]["scan"] > 0
+
+
+def test_input_stall_reads_the_train_rows(tmp_path, capsys):
+  run = tmp_path / "runs" / "a"
+  run.mkdir(parents=True)
+  waits = [0.5, 0.01, 0.05, 0.03]  # the first window (compilation) is left out
+  rows = [{"step": 10 * i, "split": "train", "loss": 1.0, "input_wait_fraction": w} for i, w in enumerate(waits)]
+  rows.insert(2, {"step": 20, "split": "eval", "loss": 1.0})
+  (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+  (run / "config.json").write_text(json.dumps({"task": "papers.x.task:XTask"}))
+  out = tmp_path / "stall.json"
+  assert input_stall.main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+  (row,) = json.loads(out.read_text())["runs"]
+  assert row["task"] == "XTask" and row["windows"] == 3
+  assert row["mean_stall"] == pytest.approx(0.03) and row["worst_window"] == pytest.approx(0.05)
+  assert "1 with a mean stall of 2% or more" in capsys.readouterr().out

@@ -3,6 +3,7 @@ and sharded vs unsharded."""
 import dataclasses
 import math
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -120,6 +121,33 @@ def test_fused_attention_lm_logits_and_errors():
   with pytest.raises(ValueError, match="no dropout on the attention weights"):
     lm = model_lib.TransformerLM(dataclasses.replace(cfgs[1], dropout=0.1))
     lm.apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(0)})
+
+
+@pytest.mark.parametrize("remat", [False, True])
+def test_scanned_layers_equal_the_unrolled_stack(remat):
+  """scan_layers: the same parameters, stacked on a leading axis, give the same logits and grads."""
+  tokens = jnp.asarray(np.random.default_rng(4).integers(0, 20, (2, 6)))
+  base = TransformerConfig(vocab_size=20, d_model=16, num_heads=2, d_ff=32, num_encoder_layers=0,
+                           num_decoder_layers=3, dropout=0.0, max_len=8, remat=remat)
+  unrolled = model_lib.TransformerLM(base)
+  scanned = model_lib.TransformerLM(dataclasses.replace(base, scan_layers=True))
+  params = nn.meta.unbox(unrolled.init(jax.random.key(1), tokens)["params"])
+  layers = [params.pop(f"layer_{i}") for i in range(3)]
+  stacked = dict(params, layers={"layer": jax.tree.map(lambda *xs: jnp.stack(xs), *layers)})
+  abstract = jax.eval_shape(lambda: nn.meta.unbox(scanned.init(jax.random.key(1), tokens)["params"]))
+  chex.assert_trees_all_equal_shapes(stacked, abstract)
+
+  def loss(model, p):
+    return jnp.mean(model.apply({"params": p}, tokens) ** 2)
+
+  chex.assert_trees_all_close(scanned.apply({"params": stacked}, tokens),
+                              unrolled.apply({"params": dict(params, **{f"layer_{i}": l for i, l in enumerate(layers)})}, tokens),
+                              rtol=1e-5, atol=1e-5)
+  grads = jax.grad(lambda p: loss(scanned, p))(stacked)
+  ref = jax.grad(lambda p: loss(unrolled, p))(dict(params, **{f"layer_{i}": l for i, l in enumerate(layers)}))
+  chex.assert_trees_all_close(grads["layers"]["layer"],
+                              jax.tree.map(lambda *xs: jnp.stack(xs), *[ref[f"layer_{i}"] for i in range(3)]),
+                              rtol=1e-4, atol=1e-6)
 
 
 def test_label_smoothing_matches_numpy():

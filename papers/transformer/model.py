@@ -51,6 +51,10 @@ class TransformerConfig:
   # "cudnn": jax.nn.dot_product_attention (cuDNN's fused flash kernel on NVIDIA GPUs: causal
   # blocks skipped, no [length x length] scores in memory); these have no attention dropout.
   attention: str = "einsum"
+  # The decoder-only stack as one nn.scan over stacked layer parameters (leading "layers" axis):
+  # the step compiles one layer, so compile time stays flat in depth; with `remat` each layer's
+  # activations are recomputed in the backward pass (memory flat in depth too).
+  scan_layers: bool = False
 
   def __post_init__(self):
     if self.vocab_multiple < 1:
@@ -294,6 +298,16 @@ class LMLayer(nn.Module):
     return DecoderLayer(self.cfg, cross_attention=False, name="block")(x, deterministic=self.deterministic)
 
 
+class ScannedLMLayer(nn.Module):
+  """LMLayer as a scan body: (x, None) -> (x, None)."""
+  cfg: TransformerConfig
+  deterministic: bool = True
+
+  @nn.compact
+  def __call__(self, x, _):
+    return LMLayer(self.cfg, self.deterministic, name="layer")(x), None
+
+
 class TransformerLM(nn.Module):
   """Decoder-only language model: `__call__(tokens)` -> next-token logits."""
   cfg: TransformerConfig
@@ -309,6 +323,11 @@ class TransformerLM(nn.Module):
       x = Pipeline(layer_cls=LMLayer, layer_kwargs=dict(cfg=cfg, deterministic=deterministic),
                    num_layers=cfg.num_decoder_layers, num_stages=cfg.num_stages,
                    microbatches=cfg.microbatches, remat=cfg.remat, name="layers")(x)
+    elif cfg.scan_layers:
+      layer = nn.remat(ScannedLMLayer, prevent_cse=False) if cfg.remat else ScannedLMLayer
+      x, _ = nn.scan(layer, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+                     length=cfg.num_decoder_layers, metadata_params={nn.PARTITION_NAME: "layers"})(
+                         cfg, deterministic, name="layers")(x, None)
     else:
       for i in range(cfg.num_decoder_layers):
         x = LMLayer(cfg, deterministic, name=f"layer_{i}")(x)

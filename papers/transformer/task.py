@@ -49,7 +49,7 @@ def model_config(task: Task, vocab_size: int) -> model_lib.TransformerConfig:
       dropout=m.dropout, max_len=m.max_len, share_embeddings=m.share_embeddings,
       pre_norm=m.pre_norm, dtype=task.dtype, vocab_multiple=vocab_multiple,
       num_stages=task.num_stages, microbatches=task.microbatches, remat=task.remat,
-      attention=attention)
+      attention=attention, scan_layers=bool(m.get("scan_layers", False)))
 
 
 def smoothed_cross_entropy(logits, targets, smoothing: float, pad: int = model_lib.PAD):
