@@ -30,13 +30,27 @@ def time_steps(step: Callable[[], object], sync: Callable[[object], None], steps
   first = time.perf_counter() - t
   for _ in range(max(warmup - 1, 0)):
     sync(step())
-  times = []
+  times, cpu_times = [], []
   for _ in range(steps):
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     sync(step())
     times.append(time.perf_counter() - t)
+    cpu_times.append(time.process_time() - cpu)
+  # CPU seconds (all of the process's threads) per step: on a CPU shared with other jobs this
+  # measures the work done, whatever share of the machine each side got.
   return {"first_call_s": first, "step_s": float(np.median(times)), "step_s_min": float(min(times)),
-          "steps_timed": steps}
+          "step_cpu_s": float(np.median(cpu_times)), "steps_timed": steps}
+
+
+def single_thread() -> None:
+  """One compute thread for jax (before its CPU client exists) and for PyTorch, if installed."""
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                             " intra_op_parallelism_threads=1").strip()
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(1)
+  except ImportError:
+    pass
 
 
 def jax_matmul_peak(dtype: str, n: int) -> float:

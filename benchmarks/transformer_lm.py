@@ -194,6 +194,8 @@ def main(argv=None) -> int:
                       help="comma list of PyTorch variants to time: eager, compile ('' for none)")
   parser.add_argument("--peak_n", type=int, default=0,
                       help="matmul size for the measured peak (default: 8192 on an accelerator, 2048 on CPU)")
+  parser.add_argument("--single_thread", action="store_true",
+                      help="one compute thread each side (CPU): per-CPU-second ratios hold on a busy machine")
   parser.add_argument("--out", default="", help="write the report as JSON here")
   args = parser.parse_args(argv)
   if args.steps < 1 or args.warmup < 1:
@@ -206,6 +208,8 @@ def main(argv=None) -> int:
   if any(v not in ("eager", "compile") for v in variants):
     parser.error(f"--torch takes eager and/or compile, got {args.torch!r}")
 
+  if args.single_thread:
+    harness.single_thread()
   import jax  # pylint: disable=g-import-not-at-top
   on_accelerator = jax.devices()[0].platform != "cpu"
   peak_n = args.peak_n or (8192 if on_accelerator else 2048)
@@ -232,6 +236,8 @@ def main(argv=None) -> int:
   for row in rows:
     row["tokens_per_s"] = batch * seq / row["step_s"]
     row["step_ms"] = row["step_s"] * 1e3
+    row["tokens_per_cpu_s"] = batch * seq / row["step_cpu_s"]
+    row["cpu_ratio_to_project"] = row["tokens_per_cpu_s"] / (batch * seq / rows[0]["step_cpu_s"])
     row["tflops"] = flops / row["step_s"] / 1e12
     row["mfu_measured"] = flops / row["step_s"] / measured_peak
     row["mfu_datasheet"] = flops / row["step_s"] / datasheet if datasheet else None
@@ -247,7 +253,8 @@ def main(argv=None) -> int:
       ("step_ms", "step (ms)", "{:.2f}"), ("tflops", "TFLOP/s", "{:.2f}"),
       ("mfu_measured", "MFU vs measured matmul", "{:.1%}"), ("mfu_datasheet", "MFU vs datasheet", "{:.1%}"),
       ("peak_memory_gib", "peak memory (GiB)", "{:.1f}"), ("first_call_s", "first step (s)", "{:.1f}"),
-      ("ratio_to_project", "tokens/s vs first row", "{:.2f}x")])
+      ("ratio_to_project", "tokens/s vs first row", "{:.2f}x"),
+      ("cpu_ratio_to_project", "tokens per CPU s vs first row", "{:.2f}x")])
   harness.write_json(args.out, {"preset": args.preset, "dims": dict(zip(
       ("layers", "d_model", "heads", "d_ff", "seq", "batch", "vocab"), dims)), "dtype": args.dtype,
       "measured_peak_flops": measured_peak, "datasheet_peak_flops": datasheet, "device": device_kind,
