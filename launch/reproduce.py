@@ -26,6 +26,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -101,11 +102,22 @@ def _sessions(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def _as_defined(command: str, workdir: str) -> str:
+  """A session's command line written as its Run defines it: no `python -m`, "{workdir}" for the
+  run directory (whatever runs folder it was in)."""
+  item_and_name = "/".join(os.path.normpath(workdir).split(os.sep)[-2:])
+  command = re.sub(r"\S*/" + re.escape(item_and_name) + r"(?=/|\s|$)", "{workdir}", command)
+  return command.removeprefix("python -m ")
+
+
 def progress(run: Run, workdir: str) -> tuple[int, int, bool]:
   """(steps done, steps in all, finished) of a run's workdir."""
   if run.commands:
+    # Finished: the last session was the run's last command, as the run defines it now, and
+    # it succeeded (commands run in order and stop at a failure). A changed definition reruns.
     sessions = _sessions(workdir)
-    done = bool(sessions) and sessions[-1].get("exit") == 0
+    done = (bool(sessions) and sessions[-1].get("exit") == 0
+            and _as_defined(sessions[-1].get("command", ""), workdir) == " ".join(run.commands[-1]))
     return int(done), 1, done
   from core.config import load_config  # pylint: disable=g-import-not-at-top
   from core.task import ConfigError  # pylint: disable=g-import-not-at-top

@@ -148,6 +148,15 @@ def test_two_papers_trained_recorded_tabulated_and_checked(tree, capsys):
   assert reproduce.main(["--check"]) == 1
   assert "was recorded as configs/toy.py but claims.py now says" in capsys.readouterr().err
 
+  # A command run whose command changed is not finished: the next call runs it again.
+  beta_claims = tree / "papers" / "beta" / "claims.py"
+  beta_claims.write_text(BETA_CLAIMS.replace('"0.75"),)', '"0.5"),)'))
+  capsys.readouterr()
+  assert reproduce.main(["--tier", "smoke", "--runs", str(runs), "--items", "beta"]) == 0
+  assert "training 1 run" in capsys.readouterr().out
+  assert len((runs / "beta" / "bench" / "reproduce.jsonl").read_text().splitlines()) == 2
+  assert "| 0.50 | short by 0.20 |" in _table_rows((tree / "papers" / "beta" / "README.md").read_text())[0]
+
 
 def test_bad_claims_and_flags_are_one_line_errors(tree, capsys):
   (tree / "papers" / "alpha" / "claims.py").write_text(ALPHA_CLAIMS.replace('run="fit_long"', 'run="nope"'))
