@@ -42,6 +42,31 @@ def time_steps(step: Callable[[], object], sync: Callable[[object], None], steps
           "step_cpu_s": float(np.median(cpu_times)), "steps_timed": steps}
 
 
+def optax_train_step(loss_fn: Callable, optimizer):
+  """jit(params, opt_state, *batch) -> (params, opt_state, loss): one optax update of loss_fn."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def train_step(params, opt_state, *batch):
+    loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  return train_step
+
+
+def stepper(train_step: Callable, params, opt_state, *batch) -> Callable[[], object]:
+  """A no-argument step for `time_steps` that carries params and optimizer state along."""
+  state = {"params": params, "opt": opt_state}
+
+  def step():
+    state["params"], state["opt"], loss = train_step(state["params"], state["opt"], *batch)
+    return loss
+
+  return step
+
+
 def single_thread() -> None:
   """One compute thread for jax (before its CPU client exists) and for PyTorch, if installed."""
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"

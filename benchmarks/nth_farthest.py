@@ -49,17 +49,7 @@ def time_core(core: str, batch: int, steps: int, warmup: int, dtype: str) -> dic
     logits = model.apply({"params": params}, inputs).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
-  @jax.jit
-  def train_step(params, opt_state, inputs, targets):
-    loss, grads = jax.value_and_grad(loss_fn)(params, inputs, targets)
-    updates, opt_state = optimizer.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  state = {"params": params, "opt": opt_state}
-
-  def step():
-    state["params"], state["opt"], loss = train_step(state["params"], state["opt"], inputs, targets)
-    return loss
+  step = harness.stepper(harness.optax_train_step(loss_fn, optimizer), params, opt_state, inputs, targets)
 
   flops = 3 * hardware.jaxpr_flops(loss_fn, params, inputs, targets)
   result = harness.time_steps(step, lambda r: r.block_until_ready(), steps, warmup)

@@ -48,17 +48,7 @@ def jax_side(batch: int, locations: int, width: int, controller: int, steps: int
     logits, _ = model.apply({"params": params}, inputs)
     return optax.sigmoid_binary_cross_entropy(logits[:, LENGTH + 1:], targets).mean()
 
-  @jax.jit
-  def train_step(params, opt_state):
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = optimizer.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  state = {"params": params, "opt": opt_state}
-
-  def step():
-    state["params"], state["opt"], loss = train_step(state["params"], state["opt"])
-    return loss
+  step = harness.stepper(harness.optax_train_step(loss_fn, optimizer), params, opt_state)
 
   result = harness.time_steps(step, lambda r: r.block_until_ready(), steps, warmup)
   result.update(framework="jax (project)", params=sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)))

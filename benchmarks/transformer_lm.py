@@ -59,12 +59,7 @@ def lm_train_step(dims, dtype: str, attention: str = "einsum", scan_layers: bool
     logits = model.apply({"params": params}, tokens[:, :-1]).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
 
-  @jax.jit
-  def train_step(params, opt_state, tokens):
-    loss, grads = jax.value_and_grad(loss_fn)(params, tokens)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
+  train_step = harness.optax_train_step(loss_fn, optimizer)
   return types.SimpleNamespace(cfg=cfg, train_step=train_step, init=jax.jit(init), optimizer=optimizer,
                                abstract_params=abstract_params, abstract_opt_state=abstract_opt,
                                tokens=tokens)
@@ -83,11 +78,7 @@ def jax_side(dims, dtype: str, steps: int, warmup: int, attention: str, scan_lay
   params = lm.init()
   opt_state = lm.optimizer.init(params)
 
-  state = {"params": params, "opt": opt_state}
-
-  def step():
-    state["params"], state["opt"], loss = train_step(state["params"], state["opt"], tokens)
-    return loss
+  step = harness.stepper(train_step, params, opt_state, tokens)
 
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(params))
   # Counted on the einsum form (same parameters): a fused attention kernel is one opaque call
