@@ -26,15 +26,11 @@ def time_core(core: str, batch: int, steps: int, warmup: int, dtype: str) -> dic
   import optax  # pylint: disable=g-import-not-at-top
   from core import hardware  # pylint: disable=g-import-not-at-top
   from papers.relational_rnn.model import SequenceClassifier  # pylint: disable=g-import-not-at-top
-  from papers.relational_rnn.task import nth_farthest_batch  # pylint: disable=g-import-not-at-top
+  from papers.relational_rnn.task import core_kwargs, nth_farthest_batch  # pylint: disable=g-import-not-at-top
 
   c = rrnn_config.get_config(f"{core}_paper")
   m, d = c.model, c.data
-  kwargs = (dict(mem_slots=m.mem_slots, head_size=m.head_size, num_heads=m.num_heads,
-                 num_blocks=m.num_blocks, attention_mlp_layers=m.attention_mlp_layers,
-                 gate_style=m.gate_style or None, key_size=m.key_size or None)
-            if core == "rmc" else dict(hidden_size=m.hidden_size))
-  model = SequenceClassifier(num_classes=d.num_objects, core=core, core_kwargs=kwargs,
+  model = SequenceClassifier(num_classes=d.num_objects, core=core, core_kwargs=core_kwargs(m),
                              mlp_sizes=tuple(m.mlp_sizes), unroll=m.unroll, dtype=jnp.dtype(dtype))
   rng = np.random.default_rng(0)
   t = time.perf_counter()

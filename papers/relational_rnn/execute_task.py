@@ -25,6 +25,7 @@ import optax
 from core.task import ConfigError, Task, heldout_rng, spec, step_rng
 from papers.relational_rnn import learning_to_execute as lte
 from papers.relational_rnn.model import CharSeq2Seq
+from papers.relational_rnn.task import core_kwargs
 
 _END = lte.encode(lte.END)[0]
 _GO = lte.encode(lte.GO)[0]
@@ -53,21 +54,15 @@ class LearnToExecuteTask(Task):
     if d.eval_batch_size < 1 or d.test_examples < 1 or d.test_examples % d.eval_batch_size:
       raise ConfigError(f"config.data.test_examples ({d.test_examples}) must be a positive multiple "
                         f"of config.data.eval_batch_size ({d.eval_batch_size})")
-    if m.core == "rmc":
-      core_kwargs = dict(mem_slots=m.mem_slots, head_size=m.head_size, num_heads=m.num_heads,
-                         num_blocks=m.num_blocks, attention_mlp_layers=m.attention_mlp_layers,
-                         gate_style=m.gate_style or None, key_size=m.key_size or None)
-      sizes = (m.mem_slots, m.head_size, m.num_heads, m.num_blocks)
-    elif m.core == "lstm":
-      core_kwargs, sizes = dict(hidden_size=m.hidden_size), (m.hidden_size,)
-    else:
-      raise ConfigError(f"config.model.core must be 'rmc' or 'lstm', got {m.core!r}")
+    kwargs = core_kwargs(m)
+    sizes = ((m.mem_slots, m.head_size, m.num_heads, m.num_blocks) if m.core == "rmc"
+             else (m.hidden_size,))
     if min(sizes + (m.embed_size,) + tuple(m.mlp_sizes)) < 1:
       raise ConfigError("config.model sizes (slots, heads, head_size, blocks, hidden_size, "
                         "embed_size, mlp_sizes) must be >= 1")
     self.source_length = lte.max_source_length(d.task, d.length, d.nesting)
     self.answer_length = lte.max_answer_length(d.task, d.length, d.nesting) + 1  # + END
-    self.model = CharSeq2Seq(vocab_size=VOCAB_PADDED, core=m.core, core_kwargs=core_kwargs,
+    self.model = CharSeq2Seq(vocab_size=VOCAB_PADDED, core=m.core, core_kwargs=kwargs,
                              embed_size=m.embed_size, mlp_sizes=tuple(m.mlp_sizes), unroll=m.unroll,
                              dtype=self.dtype)
 

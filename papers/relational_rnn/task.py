@@ -41,6 +41,17 @@ def nth_farthest_batch(rng: np.random.Generator, batch_size: int, num_objects: i
   return inputs.astype(np.float32), targets.astype(np.int32), n.astype(np.int32)
 
 
+def core_kwargs(m) -> dict:
+  """The RelationalMemoryCore / LSTMCore fields that `config.model` names (model.core)."""
+  if m.core == "rmc":
+    return dict(mem_slots=m.mem_slots, head_size=m.head_size, num_heads=m.num_heads,
+                num_blocks=m.num_blocks, attention_mlp_layers=m.attention_mlp_layers,
+                gate_style=m.gate_style or None, key_size=m.key_size or None)
+  if m.core == "lstm":
+    return dict(hidden_size=m.hidden_size)
+  raise ConfigError(f"config.model.core must be 'rmc' or 'lstm', got {m.core!r}")
+
+
 class NthFarthestTask(Task):
   """RMC (or LSTM) reads the 8 vectors and names the n-th farthest from vector m.
 
@@ -57,15 +68,7 @@ class NthFarthestTask(Task):
     if d.test_examples % d.eval_batch_size:
       raise ConfigError(f"config.data.test_examples ({d.test_examples}) must be a multiple of "
                         f"config.data.eval_batch_size ({d.eval_batch_size})")
-    if m.core == "rmc":
-      core_kwargs = dict(mem_slots=m.mem_slots, head_size=m.head_size, num_heads=m.num_heads,
-                         num_blocks=m.num_blocks, attention_mlp_layers=m.attention_mlp_layers,
-                         gate_style=m.gate_style or None, key_size=m.key_size or None)
-    elif m.core == "lstm":
-      core_kwargs = dict(hidden_size=m.hidden_size)
-    else:
-      raise ConfigError(f"config.model.core must be 'rmc' or 'lstm', got {m.core!r}")
-    self.model = SequenceClassifier(num_classes=d.num_objects, core=m.core, core_kwargs=core_kwargs,
+    self.model = SequenceClassifier(num_classes=d.num_objects, core=m.core, core_kwargs=core_kwargs(m),
                                     mlp_sizes=tuple(m.mlp_sizes), unroll=m.unroll, dtype=self.dtype)
 
   def _batch(self, rng, size):
