@@ -77,8 +77,11 @@ def make_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule
     # Graves-style RMSProp with momentum (as in the NTM paper): centered, decay rho.
     core = optax.rmsprop(schedule, decay=opt.rmsprop_decay, eps=opt.eps, momentum=opt.momentum,
                          centered=True)
+  elif name == "adadelta":
+    # Zeiler 2012 (Bahdanau et al.'s optimiser): rho the decay of both running averages.
+    core = optax.adadelta(schedule, rho=opt.get("rho", 0.95), eps=opt.eps)
   else:
-    raise ConfigError(f"unknown optimizer.name {name!r}; use adam, adamw, sgd, momentum or rmsprop")
+    raise ConfigError(f"unknown optimizer.name {name!r}; use adam, adamw, sgd, momentum, rmsprop or adadelta")
   chain = []
   if opt.clip_value:
     chain.append(optax.clip(opt.clip_value))

@@ -22,7 +22,7 @@ INT32_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1
 # The mesh axes (core.sharding imports them from here: this module must not load jax or flax).
 MESH_AXES = ("data", "fsdp", "tensor", "stage")
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "cosine", "linear", "noam", "warmup_cosine", "step_decay")
 
 _MISSING = object()
@@ -185,7 +185,7 @@ def check_config(config, defaults: dict[str, int] | None = None) -> None:
   if _get(config, "optimizer.schedule") == "noam":
     check_int(config, "optimizer.warmup_steps", 1)
     check_int(config, "optimizer.noam_d_model", 1)
-  for key in ("b1", "b2", "momentum", "rmsprop_decay"):
+  for key in ("b1", "b2", "momentum", "rmsprop_decay", "rho"):
     check_float(config, f"optimizer.{key}", 0.0, 1.0)
   for key in ("eps", "weight_decay", "clip_norm", "clip_value"):
     check_float(config, f"optimizer.{key}", 0.0)

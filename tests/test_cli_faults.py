@@ -63,7 +63,7 @@ def one_line_error(result):
     ("optimizer.clip_norm=-1", "config.optimizer.clip_norm must be >= 0.0, got -1.0"),
     ("optimizer.clip_value=-0.5", "config.optimizer.clip_value must be >= 0.0, got -0.5"),
     ("optimizer.b2=1.5", "config.optimizer.b2 must be <= 1.0, got 1.5"),
-    ("optimizer.name=adamm", "config.optimizer.name must be one of adam, adamw, sgd, momentum, rmsprop, got 'adamm'"),
+    ("optimizer.name=adamm", "config.optimizer.name must be one of adam, adamw, sgd, momentum, rmsprop, adadelta, got 'adamm'"),
     ("mesh.data=0", "config.mesh.data must be >= 1 (or -1), got 0"),
     ("mesh.fsdp=-2", "config.mesh.fsdp must be >= 1 (or -1), got -2"),
     ("mesh.tensor=-1", "config.mesh: only one axis may be -1 (the rest of the devices), got ['data', 'tensor']"),

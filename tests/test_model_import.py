@@ -65,8 +65,31 @@ def rnn_regularization():
   return WordLM(vocab_size=50, hidden_size=16), (jnp.ones((2, 7), jnp.int32),)
 
 
+def pointer_networks():
+  from papers.pointer_networks import PointerNetwork
+  return PointerNetwork(hidden_size=16), (jnp.zeros((2, 6, 2)), jnp.ones((2, 6), bool),
+                                          jnp.zeros((2, 7), jnp.int32))
+
+
+def order_matters():
+  from papers.order_matters import SetPointerNet
+  return SetPointerNet(hidden=16, process_steps=2), (jnp.zeros((2, 5)), jnp.zeros((2, 5), jnp.int32))
+
+
+def resnet():
+  from papers.resnet import Model
+  return Model("resnet8"), (jnp.zeros((2, 28, 28, 1)),)
+
+
+def bahdanau():
+  from papers.bahdanau import RNNSearch
+  model = RNNSearch(src_vocab=30, tgt_vocab=40, embed=8, hidden=16, align=16, maxout=8)
+  return model, (jnp.ones((2, 7), jnp.int32), jnp.ones((2, 5), jnp.int32))
+
+
 @pytest.mark.parametrize("build", [transformer, transformer_lm, ntm, relational_rnn, relation_networks, gpipe,
-                                   learning_to_execute, lstm, char_rnn, rnn_regularization])
+                                   learning_to_execute, lstm, char_rnn, rnn_regularization,
+                                   pointer_networks, order_matters, resnet, bahdanau])
 def test_model_gives_plain_arrays_after_unbox(build):
   model, inputs = build()
   variables = nn.meta.unbox(model.init(jax.random.key(0), *inputs))

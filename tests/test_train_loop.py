@@ -7,6 +7,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from core import config as config_lib
 from core.data import local_batch
 from core.metrics import read_metrics
-from core.optim import noam_schedule
+from core.optim import make_optimizer, noam_schedule
 from core.task import ConfigError
 from core.train import Trainer
 from tests import toy_task
@@ -146,6 +147,25 @@ def test_gradient_accumulation_equals_full_batch():
   p4, loss4 = step(4)
   assert loss4 == pytest.approx(loss1, rel=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), p4, p1)
+
+
+def test_adadelta_from_config_follows_zeilers_update():
+  """Two Adadelta steps against Zeiler (2012), Algorithm 1, written out in numpy."""
+  c = toy_task.get_config()
+  c.optimizer.name, c.optimizer.learning_rate, c.optimizer.eps, c.optimizer.rho = "adadelta", 1.0, 1e-6, 0.9
+  optimizer, _ = make_optimizer(c)
+  params = {"w": jnp.array([0.5, -1.0, 2.0])}
+  grads = [np.array([0.1, -0.2, 0.3]), np.array([-0.05, 0.4, 0.1])]
+  state = optimizer.init(params)
+  sq_grad, sq_delta, expected = np.zeros(3), np.zeros(3), np.array([0.5, -1.0, 2.0])
+  for g in grads:
+    updates, state = optimizer.update({"w": jnp.asarray(g, jnp.float32)}, state, params)
+    params = optax.apply_updates(params, updates)
+    sq_grad = 0.9 * sq_grad + 0.1 * g ** 2
+    delta = -np.sqrt(sq_delta + 1e-6) / np.sqrt(sq_grad + 1e-6) * g
+    sq_delta = 0.9 * sq_delta + 0.1 * delta ** 2
+    expected = expected + delta
+  np.testing.assert_allclose(np.asarray(params["w"]), expected, rtol=1e-5)
 
 
 def test_clipping_from_config():

@@ -39,6 +39,9 @@ class TransformerConfig:
   dropout: float = 0.1
   max_len: int = 512
   share_embeddings: bool = True
+  # With share_embeddings=False (separate source and target vocabularies): True ties the
+  # pre-softmax projection to the target embedding alone (Press & Wolf 2017), False unties it.
+  tie_output: bool = False
   pre_norm: bool = True
   dtype: Any = jnp.float32
   # Embedding/output tables have padded_vocab_size rows, a multiple of this (1 = no padding).
@@ -136,15 +139,39 @@ class MultiHeadAttention(nn.Module):
   cfg: TransformerConfig
 
   @nn.compact
-  def __call__(self, queries, keys_values, mask, deterministic: bool, causal: bool = False):
-    """`mask` [batch or 1, 1, q, k] (True = attend) and/or `causal` (position i sees j <= i)."""
+  def __call__(self, queries, keys_values, mask, deterministic: bool, causal: bool = False,
+               cache: str | None = None, index=None, cache_length: int = 0):
+    """`mask` [batch or 1, 1, q, k] (True = attend) and/or `causal` (position i sees j <= i).
+
+    `cache` (incremental decoding, "cache" collection): "self" keeps the keys and values of
+    the positions decoded so far in a [batch, cache_length, heads, head_dim] buffer and writes
+    this call's one position at `index` (then `mask` covers the whole buffer); "cross" projects
+    `keys_values` (the encoder output) once, on the call that creates the cache, and reads the
+    stored projections on every later call.
+    """
     cfg = self.cfg
     head_dim = cfg.d_model // cfg.num_heads
     q = HeadProjection(cfg, name="query")(queries)
-    k = HeadProjection(cfg, name="key")(keys_values)
-    v = HeadProjection(cfg, name="value")(keys_values)
+    key_projection = HeadProjection(cfg, name="key")
+    value_projection = HeadProjection(cfg, name="value")
+    creating = cache is not None and not self.has_variable("cache", "cached_key")
+    if cache == "cross" and not creating:
+      k, v = self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
+    else:
+      k, v = key_projection(keys_values), value_projection(keys_values)
+    if cache == "cross" and creating:
+      self.put_variable("cache", "cached_key", k)
+      self.put_variable("cache", "cached_value", v)
+    elif cache == "self":
+      shape = (k.shape[0], cache_length, cfg.num_heads, head_dim)
+      cached_k = self.variable("cache", "cached_key", jnp.zeros, shape, k.dtype)
+      cached_v = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
+      if not creating:
+        cached_k.value = jax.lax.dynamic_update_slice_in_dim(cached_k.value, k, index, axis=1)
+        cached_v.value = jax.lax.dynamic_update_slice_in_dim(cached_v.value, v, index, axis=1)
+        k, v = cached_k.value, cached_v.value
     q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
-    if cfg.attention != "einsum":
+    if cfg.attention != "einsum" and cache is None:
       if cfg.dropout and not deterministic:
         raise ValueError(f"attention={cfg.attention!r} has no dropout on the attention weights; "
                          "train with dropout=0 or attention='einsum'")
@@ -155,7 +182,8 @@ class MultiHeadAttention(nn.Module):
       mask = causal_mask(q.shape[1]) if mask is None else mask & causal_mask(q.shape[1])
     # Scaled dot-product attention, eq. (1): softmax(QK^T / sqrt(d_k)) V.
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(head_dim).astype(cfg.dtype)
-    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    if mask is not None:
+      logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(cfg.dtype)
     weights = nn.Dropout(cfg.dropout)(weights, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
@@ -202,24 +230,53 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-  """Masked self-attention, (optional) cross-attention to the encoder, feed-forward."""
+  """Masked self-attention, (optional) cross-attention to the encoder, feed-forward.
+
+  `cache_length` > 0: incremental decoding of one position (at `index`) with the key-value
+  cache of MultiHeadAttention; `self_mask` then covers the cache's cache_length positions.
+  """
   cfg: TransformerConfig
   cross_attention: bool = True
 
   @nn.compact
-  def __call__(self, x, encoded=None, self_mask=None, cross_mask=None, deterministic: bool = True):
+  def __call__(self, x, encoded=None, self_mask=None, cross_mask=None, deterministic: bool = True,
+               index=None, cache_length: int = 0):
     cfg = self.cfg
     causal = self_mask is None  # the decoder-only LM: causal alone, which fused kernels exploit
+    decode = dict(index=index, cache_length=cache_length) if cache_length else {}
     x = SubLayer(cfg, name="self_attention_block")(
-        x, lambda h: MultiHeadAttention(cfg, name="self_attention")(h, h, self_mask, deterministic, causal),
+        x, lambda h: MultiHeadAttention(cfg, name="self_attention")(
+            h, h, self_mask, deterministic, causal, cache="self" if decode else None, **decode),
         deterministic)
     if self.cross_attention:
       x = SubLayer(cfg, name="cross_attention_block")(
-          x, lambda h: MultiHeadAttention(cfg, name="cross_attention")(h, encoded, cross_mask, deterministic),
+          x, lambda h: MultiHeadAttention(cfg, name="cross_attention")(
+              h, encoded, cross_mask, deterministic, cache="cross" if decode else None),
           deterministic)
     x = SubLayer(cfg, name="ffn")(
         x, lambda h: FeedForward(cfg, name="feed_forward")(h, deterministic), deterministic)
     return nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
+
+
+class DecodePosition(nn.Module):
+  """The target prefix's state in the "cache" collection: the next position, and which positions
+  hold a real token (the full decoder masks PAD keys; incremental decoding must mask the same)."""
+
+  @nn.compact
+  def __call__(self, token, cache_length: int):
+    """token [batch, 1] -> (self-attention mask [batch, 1, 1, cache_length], its position)."""
+    creating = not self.has_variable("cache", "index")
+    index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+    real = self.variable("cache", "real", jnp.zeros, (token.shape[0], cache_length), bool)
+    i = index.value
+    if creating:
+      return jnp.ones((token.shape[0], 1, 1, 1), bool), i
+    real.value = jax.lax.dynamic_update_slice_in_dim(real.value, token != PAD, i, axis=1)
+    index.value = i + 1
+    keys = jnp.arange(cache_length)
+    # As in `Transformer.decode`: earlier real tokens, and the position itself.
+    mask = ((keys < i) & real.value) | (keys == i)
+    return mask[:, None, None, :], i
 
 
 class Embed(nn.Module):
@@ -262,7 +319,8 @@ class Transformer(nn.Module):
     self.encoder_norm = _final_norm(cfg, "encoder_norm") if cfg.pre_norm else None
     self.decoder_norm = _final_norm(cfg, "decoder_norm") if cfg.pre_norm else None
     self.input_dropout = nn.Dropout(cfg.dropout)
-    if not cfg.share_embeddings:
+    self.decode_position = DecodePosition()
+    if not cfg.share_embeddings and not cfg.tie_output:
       self.output = _dense(cfg.padded_vocab_size, ("embed", "vocab"), cfg, "output", use_bias=False)
 
   def encode(self, src, deterministic: bool = True):
@@ -272,16 +330,29 @@ class Transformer(nn.Module):
       x = layer(x, mask, deterministic)
     return self.encoder_norm(x) if self.encoder_norm is not None else x
 
-  def decode(self, encoded, src, tgt_in, deterministic: bool = True):
-    self_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, tgt_in)
-    # A position whose own token is PAD still attends to itself, so softmax stays finite.
-    self_mask = self_mask | jnp.eye(tgt_in.shape[1], dtype=bool)[None, None]
+  def decode(self, encoded, src, tgt_in, deterministic: bool = True, cache_length: int = 0):
+    """Logits of the next target token at every position of `tgt_in`.
+
+    With `cache_length` > 0 (apply with mutable=["cache"]) it decodes incrementally: `tgt_in` is
+    [batch, 1], the newest token of each row, and the "cache" collection holds what the earlier
+    positions left (see `init_cache`); the first call, on an empty collection, creates it.
+    """
+    if cache_length:
+      self_mask, offset = self.decode_position(tgt_in, cache_length)
+    else:
+      self_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, tgt_in)
+      # A position whose own token is PAD still attends to itself, so softmax stays finite.
+      self_mask = self_mask | jnp.eye(tgt_in.shape[1], dtype=bool)[None, None]
+      offset = 0
     cross_mask = padding_mask(tgt_in, src)
-    x = self.input_dropout(self.tgt_embed(tgt_in), deterministic=deterministic)
+    x = self.input_dropout(self.tgt_embed(tgt_in, offset), deterministic=deterministic)
     for layer in self.decoder_layers:
-      x = layer(x, encoded, self_mask, cross_mask, deterministic)
+      x = layer(x, encoded, self_mask, cross_mask, deterministic, index=offset, cache_length=cache_length)
     x = self.decoder_norm(x) if self.decoder_norm is not None else x
-    logits = self.tgt_embed.attend(x) if self.cfg.share_embeddings else self.output(x)
+    if self.cfg.share_embeddings or self.cfg.tie_output:
+      logits = self.tgt_embed.attend(x)
+    else:
+      logits = self.output(x)
     return vocab_logits(logits, self.cfg)
 
   def __call__(self, src, tgt_in, deterministic: bool = True):
@@ -344,46 +415,98 @@ def non_embedding_params(params) -> int:
 
 
 # ---- decoding ---------------------------------------------------------------
+#
+# Both decoders run the decoder one position a step. With `use_cache` (the default) each step
+# feeds only the newest token: the self-attention keys and values of earlier positions and the
+# cross-attention projections of the encoder output are read from the "cache" collection
+# (`init_cache`), so a step costs O(length) instead of re-running the whole prefix, O(length^2).
+# `use_cache=False` recomputes the prefix every step (the reference the cache is tested against).
 
-def greedy_decode(model: Transformer, params, src, max_len: int, bos: int, eos: int | None = None):
-  """Greedy decoding: returns [batch, max_len] tokens (after BOS), PAD after EOS."""
+
+def init_cache(model: Transformer, params, encoded, src, length: int):
+  """The "cache" collection for decoding `length` positions of the rows of `encoded`.
+
+  One call on a dummy token creates it: empty self-attention buffers, position 0, and the
+  encoder's keys and values projected once for every cross-attention layer.
+  """
+  dummy = jnp.full((src.shape[0], 1), PAD, jnp.int32)
+  _, variables = model.apply({"params": params}, encoded, src, dummy, cache_length=length,
+                             method=Transformer.decode, mutable=["cache"])
+  return variables["cache"]
+
+
+def _step_logits(model, params, encoded, src, tokens, i, cache, use_cache):
+  """Next-token logits [rows, vocab] after tokens[:, :i + 1], and the advanced cache."""
+  if not use_cache:
+    logits = model.apply({"params": params}, encoded, src, tokens, method=Transformer.decode)
+    return logits[:, i], cache
+  token = jax.lax.dynamic_slice_in_dim(tokens, i, 1, axis=1)
+  logits, variables = model.apply({"params": params, "cache": cache}, encoded, src, token,
+                                  cache_length=tokens.shape[1], method=Transformer.decode,
+                                  mutable=["cache"])
+  return logits[:, 0], variables["cache"]
+
+
+def greedy_decode(model: Transformer, params, src, max_len: int, bos: int, eos: int | None = None,
+                  use_cache: bool = True, return_logits: bool = False):
+  """Greedy decoding: returns [batch, max_len] tokens (after BOS), PAD after EOS.
+
+  `return_logits` also returns the [batch, max_len, vocab] logits of each step.
+  """
   encoded = model.apply({"params": params}, src, method=Transformer.encode)
   batch = src.shape[0]
   tokens = jnp.full((batch, max_len + 1), PAD, jnp.int32).at[:, 0].set(bos)
+  cache = init_cache(model, params, encoded, src, max_len + 1) if use_cache else None
 
-  def body(i, state):
-    tokens, done = state
-    logits = model.apply({"params": params}, encoded, src, tokens, method=Transformer.decode)
-    next_token = jnp.argmax(logits[:, i], axis=-1).astype(jnp.int32)
+  def body(state):
+    i, tokens, done, cache, all_logits = state
+    logits, cache = _step_logits(model, params, encoded, src, tokens, i, cache, use_cache)
+    next_token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     next_token = jnp.where(done, PAD, next_token)
     if eos is not None:
       done = done | (next_token == eos)
-    return tokens.at[:, i + 1].set(next_token), done
+    if return_logits:
+      all_logits = all_logits.at[:, i].set(logits)
+    return i + 1, tokens.at[:, i + 1].set(next_token), done, cache, all_logits
 
-  tokens, _ = jax.lax.fori_loop(0, max_len, body, (tokens, jnp.zeros((batch,), bool)))
-  return tokens[:, 1:]
+  # Stops early once every row has emitted EOS: the remaining steps would only append PAD.
+  running = lambda state: (state[0] < max_len) & ~jnp.all(state[2])
+  all_logits = jnp.zeros((batch, max_len, model.cfg.vocab_size) if return_logits else (), jnp.float32)
+  _, tokens, _, _, all_logits = jax.lax.while_loop(
+      running, body, (0, tokens, jnp.zeros((batch,), bool), cache, all_logits))
+  return (tokens[:, 1:], all_logits) if return_logits else tokens[:, 1:]
 
 
 def beam_search(model: Transformer, params, src, max_len: int, bos: int, eos: int,
-                beam_size: int = 4, alpha: float = 0.6):
+                beam_size: int = 4, alpha: float = 0.6, use_cache: bool = True):
   """Beam search with the GNMT length penalty ((5 + len) / 6)^alpha (the paper: beam 4, alpha 0.6).
 
-  Returns ([batch, max_len] best tokens, [batch] their length-normalised log-probs).
+  Returns ([batch, max_len] best tokens, [batch] their length-normalised log-probs). The cache
+  rows follow their beams: after each step they are gathered by the index of the parent beam.
   """
   batch, k = src.shape[0], beam_size
   encoded = model.apply({"params": params}, src, method=Transformer.encode)
   rep = lambda x: jnp.repeat(x, k, axis=0)  # [batch, ...] -> [batch * k, ...]
   encoded, src_k = rep(encoded), rep(src)
   tokens = jnp.full((batch, k, max_len + 1), PAD, jnp.int32).at[:, :, 0].set(bos)
+  cache = init_cache(model, params, encoded, src_k, max_len + 1) if use_cache else None
   # Only beam 0 is live at the start, so the k beams do not start as copies.
   scores = jnp.tile(jnp.array([0.0] + [-1e9] * (k - 1)), (batch, 1))
   finished = jnp.zeros((batch, k), bool)
   lengths = jnp.zeros((batch, k), jnp.int32)
 
-  def body(i, state):
-    tokens, scores, finished, lengths = state
-    logits = model.apply({"params": params}, encoded, src_k, tokens.reshape(batch * k, -1),
-                         method=Transformer.decode)[:, i]
+  def gather_rows(x, beam):
+    """Rows [batch * k, ...] of the cache -> the rows of the parent beams (scalars unchanged)."""
+    if x.ndim == 0:
+      return x
+    x = x.reshape(batch, k, *x.shape[1:])
+    x = jnp.take_along_axis(x, beam.reshape(batch, k, *([1] * (x.ndim - 2))), axis=1)
+    return x.reshape(batch * k, *x.shape[2:])
+
+  def body(state):
+    i, tokens, scores, finished, lengths, cache = state
+    logits, cache = _step_logits(model, params, encoded, src_k, tokens.reshape(batch * k, -1), i,
+                                 cache, use_cache)
     log_probs = jax.nn.log_softmax(logits).reshape(batch, k, -1)
     vocab = log_probs.shape[-1]
     # A finished beam extends only with PAD, at no cost.
@@ -394,13 +517,19 @@ def beam_search(model: Transformer, params, src, max_len: int, bos: int, eos: in
     beam, token = flat // vocab, (flat % vocab).astype(jnp.int32)
     gather = lambda x: jnp.take_along_axis(x, beam if x.ndim == 2 else beam[..., None], axis=1)
     tokens, finished, lengths = gather(tokens), gather(finished), gather(lengths)
+    if use_cache:  # the encoder's projections are the same for every beam of a sentence
+      cache = jax.tree_util.tree_map_with_path(
+          lambda path, x: x if "cross_attention" in jax.tree_util.keystr(path) else gather_rows(x, beam),
+          cache)
     tokens = tokens.at[:, :, i + 1].set(token)
     lengths = jnp.where(finished, lengths, lengths + 1)
     finished = finished | (token == eos)
-    return tokens, scores, finished, lengths
+    return i + 1, tokens, scores, finished, lengths, cache
 
-  tokens, scores, finished, lengths = jax.lax.fori_loop(
-      0, max_len, body, (tokens, scores, finished, lengths))
+  # Stops early once every beam has finished: finished beams only extend with PAD at no cost.
+  running = lambda state: (state[0] < max_len) & ~jnp.all(state[3])
+  _, tokens, scores, finished, lengths, _ = jax.lax.while_loop(
+      running, body, (0, tokens, scores, finished, lengths, cache))
   normalised = scores / ((5.0 + lengths) / 6.0) ** alpha
   best = jnp.argmax(normalised, axis=1)
   pick = lambda x: jnp.take_along_axis(x, best[:, None] if x.ndim == 2 else best[:, None, None], axis=1)[:, 0]

@@ -1,8 +1,13 @@
-"""Transformer experiments: the Annotated Transformer's copy task and a char-level LM.
+"""Transformer experiments: the Annotated Transformer's copy task, translation, a char-level LM.
 
 CopyTask: random sequences of symbols 1..V-1 starting with symbol 1 (which also
 serves as BOS); the model must reproduce the source. Generated data (`train_batch`);
 scored by exact-sequence accuracy of greedy (and beam) decoding on held-out sequences.
+
+TranslationTask: English -> Spanish on the verse-aligned Bible of core.translation_data
+(the data, split by book, and subword vocabularies of the RNNsearch package, so the models
+compare on equal terms); trained on `train_examples` (a TranslationSource through grain),
+scored by BLEU of beam-search and greedy translations of held-out test verses.
 
 CharLMTask: next-character prediction on the Shakespeare texts of docs/data.md, read
 through the grain pipeline of core.data (`train_examples`: non-overlapping windows of
@@ -11,6 +16,7 @@ temperature sample.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -139,6 +145,130 @@ class CopyTask(Task):
       beam = np.asarray(self._beam(params, few))
       out["exact_match_beam"] = float(np.mean(np.all(beam == few[:, 1:], axis=1)))
     return out
+
+
+class TranslationTask(Task):
+  """English -> Spanish translation of Bible verses with the encoder-decoder Transformer.
+
+  Source and target have their own sentencepiece vocabularies of data.vocab_size pieces,
+  trained on the train split (core.translation_data.SubwordVocab); the model has separate
+  source and target embeddings and ties the target embedding to the output projection.
+  `evaluate` translates data.eval_examples test verses, evenly spaced over the test books,
+  with beam search (data.beam_size, length penalty data.alpha: the paper's 4 and 0.6) and
+  greedily, and reports sacrebleu BLEU of both and BLEU by source length (of beam search).
+  """
+
+  def __init__(self, config):
+    super().__init__(config)
+    d = config.data
+    self.max_len = d.max_len
+    if not 2 <= self.max_len <= config.model.max_len:
+      raise ConfigError(f"data.max_len must be in [2, model.max_len={config.model.max_len}], got {self.max_len}")
+    if not 2 <= d.decode_len < config.model.max_len:
+      raise ConfigError(f"data.decode_len must be in [2, model.max_len - 1 = {config.model.max_len - 1}], "
+                        f"got {d.decode_len}")
+    if d.vocab_size < 8:
+      raise ConfigError(f"data.vocab_size must be at least 8 (4 special pieces), got {d.vocab_size}")
+    cfg = model_config(self, d.vocab_size)
+    self.cfg = dataclasses.replace(cfg, share_embeddings=False, tie_output=True)
+    self.model = model_lib.Transformer(self.cfg)
+    self._data = None
+    bos, eos = 1, 2  # core.translation_data.SubwordVocab.BOS, EOS
+    self._greedy = jax.jit(lambda params, src: model_lib.greedy_decode(
+        self.model, params, src, d.decode_len, bos=bos, eos=eos))
+    self._beam = jax.jit(lambda params, src: model_lib.beam_search(
+        self.model, params, src, d.decode_len, bos=bos, eos=eos, beam_size=d.beam_size, alpha=d.alpha)[0])
+
+  # ---- data -----------------------------------------------------------------
+  def data(self):
+    """(pairs by split, source vocabulary, target vocabulary), loaded once."""
+    if self._data is None:
+      from core import translation_data as td  # pylint: disable=g-import-not-at-top
+      d = self.config.data
+      pairs = td.bible_pairs(d.english)
+      # The RNNsearch package's vocabularies: both read the same files.
+      vocabs = td.corpus_vocabs(f"bible_{d.english}", pairs["train"], (d.vocab_size, d.vocab_size),
+                                d.vocab_dir)
+      self._data = (pairs, *vocabs)
+    return self._data
+
+  def check_data(self):
+    self.data()
+
+  def source(self, split: str, truncate: bool = False):
+    """A TranslationSource of one split; training pairs of more than data.max_words words on
+    either side are left out first (the RNNsearch package's filter)."""
+    from core import translation_data as td  # pylint: disable=g-import-not-at-top
+    pairs, src_vocab, tgt_vocab = self.data()
+    pairs = pairs[split]
+    if split == "train":
+      pairs = td.within_words(pairs, self.config.data.max_words)
+    return td.TranslationSource(pairs, src_vocab, tgt_vocab, self.max_len, truncate=truncate)
+
+  def train_examples(self):
+    return self.source("train")
+
+  def eval_batches(self):
+    """data.eval_batches batches of validation verses (cut to max_len) for the loss."""
+    source = self.source("valid", truncate=True)
+    bs = self.config.batch_size
+    n = min(len(source), self.config.data.eval_batches * bs) // bs * bs
+    rows = source[np.arange(n)]
+    return [{k: v[i:i + bs] for k, v in rows.items()} for i in range(0, n, bs)]
+
+  def test_sample(self) -> list[tuple[str, str]]:
+    """data.eval_examples test pairs, evenly spaced over the test books (all lengths kept)."""
+    test = self.data()[0]["test"]
+    n = min(self.config.data.eval_examples, len(test))
+    return [test[i] for i in np.linspace(0, len(test) - 1, n).round().astype(int)] if n else []
+
+  # ---- model ----------------------------------------------------------------
+  def init(self, rng):
+    x = jnp.ones((1, self.max_len), jnp.int32)
+    return self.model.init(rng, x, x)
+
+  def batch_spec(self):
+    shape = (self.config.batch_size, self.max_len)
+    return {name: spec(shape, np.int32) for name in ("src", "tgt_in", "tgt_out")}
+
+  def loss(self, variables, batch, rng, *, train):
+    logits, updates = self.apply(variables, batch["src"], batch["tgt_in"], train=train, rng=rng,
+                                 deterministic=not train)
+    loss, nll, acc = smoothed_cross_entropy(logits, batch["tgt_out"], self.config.data.label_smoothing)
+    return loss, {"nll": nll, "token_accuracy": acc}, updates
+
+  # ---- evaluation -----------------------------------------------------------
+  def translate(self, params, sentences: list[str], beam: bool = True) -> list[str]:
+    """English sentences -> Spanish, in chunks of data.decode_batch (one compiled shape).
+
+    Sources longer than data.decode_len pieces are cut to it.
+    """
+    _, src_vocab, tgt_vocab = self.data()
+    d = self.config.data
+    decode = self._beam if beam else self._greedy
+    out = []
+    for start in range(0, len(sentences), d.decode_batch):
+      chunk = sentences[start:start + d.decode_batch]
+      src = np.zeros((d.decode_batch, d.decode_len), np.int32)
+      for i, text in enumerate(chunk):
+        ids = src_vocab.encode(text)[:d.decode_len]
+        src[i, :len(ids)] = ids
+      tokens = np.asarray(decode(params, src))
+      out += [tgt_vocab.decode(row) for row in tokens[:len(chunk)]]
+    return out
+
+  def evaluate(self, variables, step):
+    from core import translation_data as td  # pylint: disable=g-import-not-at-top
+    sample = self.test_sample()
+    if not sample:
+      return {}
+    sources, references = [e for e, _ in sample], [s for _, s in sample]
+    params = variables["params"]
+    beam = self.translate(params, sources, beam=True)
+    greedy = self.translate(params, sources, beam=False)
+    return {"bleu": td.corpus_bleu(beam, references), "bleu_greedy": td.corpus_bleu(greedy, references),
+            **td.bleu_by_length(beam, references, sources),
+            "example": f"{sources[0]} => {beam[0]} (reference: {references[0]})"}
 
 
 class WindowSource:

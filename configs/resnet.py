@@ -1,0 +1,88 @@
+"""Deep residual networks (He et al. 2015) and pre-activation ResNets (He et al. 2016).
+
+Variants (after ':'):
+  resnet20    (default) ResNet-20 on Fashion-MNIST at CPU scale: the first 10,000 training
+              images with the paper's augmentation, batch 32, 800 steps, SGD momentum 0.9,
+              weight decay 1e-4, lr 0.025 (the paper's 0.1 per 128 images) divided by 10 at
+              50% and 75% of the steps (the paper's 32k / 48k of 64k)
+  resnet56, plain20, plain56, resnet32, resnet44, resnet110, plain32, ..., preact_resnet164
+              the same run with another network of papers/resnet/model.py VARIANTS
+  cifar10_resnet20, cifar10_resnet56, cifar10_resnet110, cifar10_preact_resnet164,
+  cifar10_preact_resnet1001, cifar10_plain20, cifar10_plain56, ...
+              paper scale: CIFAR-10 (TFDS, needs internet), batch 128, 64,000 iterations,
+              lr 0.1 divided by 10 at 32k and 48k (He 2015 section 4.2, He 2016 section 5)
+
+Commands (2-core CPU, one at a time; the degradation experiment of He 2015 Fig. 1 / 6):
+  python -m launch.train --config configs/resnet.py:plain20 --workdir runs/resnet/plain20
+  python -m launch.train --config configs/resnet.py:plain56 --workdir runs/resnet/plain56
+  python -m launch.train --config configs/resnet.py:resnet20 --workdir runs/resnet/resnet20
+  python -m launch.train --config configs/resnet.py:resnet56 --workdir runs/resnet/resnet56
+  (or all four: python -m launch.reproduce --items resnet --tier cpu)
+
+Expected result: train_error of plain56 above plain20 and of resnet56 at or below resnet20; the
+measured figures are in papers/resnet/README.md. The paper (CIFAR-10 test error, He 2015
+Table 6): ResNet-20 8.75%, -56 6.97%, -110 6.43%; He 2016 Table 3: pre-act ResNet-164 5.46%,
+-1001 4.92%.
+"""
+from configs.common import base_config
+from papers.resnet.model import VARIANTS as NETWORKS
+
+PAPER_PREFIX = "cifar10_"
+# The named runs (`launch.train --list`); get_config accepts every network of
+# papers/resnet/model.py VARIANTS, with or without the cifar10_ prefix.
+VARIANTS = ("resnet20", "resnet56", "plain20", "plain56", "resnet32", "resnet44", "resnet110",
+            "preact_resnet164", "cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44",
+            "cifar10_resnet56", "cifar10_resnet110", "cifar10_plain20", "cifar10_plain56",
+            "cifar10_preact_resnet164", "cifar10_preact_resnet1001")
+
+
+def get_config(arg=None):
+  variant = arg or "resnet20"
+  paper = variant.startswith(PAPER_PREFIX)
+  network = variant[len(PAPER_PREFIX):] if paper else variant
+  if network not in NETWORKS:
+    raise ValueError(f"unknown variant {variant!r}; use a network of papers/resnet/model.py "
+                     f"({', '.join(NETWORKS)}), optionally prefixed by {PAPER_PREFIX!r}")
+  c = base_config()
+  c.task = "papers.resnet.task:ImageClassificationTask"
+  c.seed = 0
+  c.model.variant = network
+
+  c.data.name = "fashion_mnist"
+  c.data.train_examples = 10_000     # 0 = the whole training split
+  c.data.eval_train_examples = 1_000  # training images scored for the training error
+  c.data.test_examples = 2_000        # 0 = the whole test split
+  c.data.eval_batch_size = 1_000
+  c.data.augment = True
+
+  # He 2015 section 4.2: SGD, momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 32k
+  # and 48k iterations, terminated at 64k.
+  c.optimizer.name = "momentum"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.learning_rate = 0.1
+  c.optimizer.schedule = "step_decay"
+  c.optimizer.decay_factor = 0.1
+
+  if paper:
+    c.data.name = "cifar10"
+    c.data.train_examples = 0
+    c.data.eval_train_examples = 10_000
+    c.data.test_examples = 0
+    c.batch_size = 128
+    c.total_steps = 64_000
+    c.log_every = 200
+    c.eval_every = 4_000
+    c.checkpoint_every = 4_000
+  else:
+    # Sized for 2 shared CPU cores: a 56-layer step of 32 images takes about 1.3 s. The
+    # learning rate is the paper's per image: 0.1 for 128 images, 0.025 for 32.
+    c.batch_size = 32
+    c.optimizer.learning_rate = 0.025
+    c.total_steps = 800
+    c.log_every = 50
+    c.eval_every = 200
+    c.checkpoint_every = 200
+  c.optimizer.decay_start = c.total_steps // 2
+  c.optimizer.decay_every = c.total_steps // 4
+  return c

@@ -1,0 +1,53 @@
+"""The claims of papers/resnet, as data for launch.reproduce (see core/claims.py)."""
+from core.claims import Claim, Run
+
+_CPU = "configs/resnet.py:{}"
+_PAPER = "configs/resnet.py:cifar10_{}"
+
+RUNS = {
+    "resnet20_smoke": Run(_CPU.format("resnet20"), tier="smoke",
+                          overrides=("--config.total_steps=100", "--config.eval_every=100")),
+    # The degradation experiment (He 2015 Fig. 1 and 6).
+    "plain56": Run(_CPU.format("plain56"), tier="cpu"),
+    "plain20": Run(_CPU.format("plain20"), tier="cpu"),
+    "resnet20": Run(_CPU.format("resnet20"), tier="cpu"),
+    "resnet56": Run(_CPU.format("resnet56"), tier="cpu"),
+    # Reads the four runs above: training-error curves (PNG) and the two gaps.
+    "degradation": Run(tier="cpu", commands=(("papers.resnet.plot", "--runs", "{workdir}/..",
+                                              "--out", "{workdir}"),)),
+    **{f"cifar10_{net}": Run(_PAPER.format(net), tier="pod")
+       for net in ("resnet20", "resnet56", "resnet110", "preact_resnet164", "preact_resnet1001")},
+}
+
+_PCT = "{:.2%}"
+_TABLE6 = "He 2015 Table 6"
+_TABLE3 = "He 2016 Table 3"
+
+CLAIMS = (
+    Claim(run="resnet20_smoke", metric="test_error", paper="8.75% (CIFAR-10)", source=_TABLE6,
+          target=0.0875, better="lower", fmt=_PCT,
+          what="ResNet-20, Fashion-MNIST, 100 steps: test error (first 2,000 test images)"),
+    Claim(run="degradation", file="degradation.json", metric="plain_gap", paper="above 0",
+          source="He 2015 Fig. 1, Fig. 6 left", target=0.0, better="higher", fmt=_PCT,
+          what="Fashion-MNIST, 800 steps: training error of plain-56 minus plain-20 "
+               "(the degradation problem)"),
+    Claim(run="degradation", file="degradation.json", metric="residual_gap", paper="above 0",
+          source="He 2015 Fig. 6 middle", target=0.0, better="higher", fmt=_PCT,
+          what="same budget: training error of ResNet-20 minus ResNet-56 (depth helps with shortcuts)"),
+    Claim(run="resnet20", metric="test_error", paper="8.75% (CIFAR-10)", source=_TABLE6,
+          target=0.0875, better="lower", fmt=_PCT,
+          what="ResNet-20, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
+    Claim(run="resnet56", metric="test_error", paper="6.97% (CIFAR-10)", source=_TABLE6,
+          target=0.0697, better="lower", fmt=_PCT,
+          what="ResNet-56, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
+    Claim(run="cifar10_resnet20", metric="test_error", paper="8.75%", source=_TABLE6, target=0.0875,
+          better="lower", fmt=_PCT, what="ResNet-20, CIFAR-10, 64k iterations: test error"),
+    Claim(run="cifar10_resnet56", metric="test_error", paper="6.97%", source=_TABLE6, target=0.0697,
+          better="lower", fmt=_PCT, what="ResNet-56, CIFAR-10: test error"),
+    Claim(run="cifar10_resnet110", metric="test_error", paper="6.43%", source=_TABLE6, target=0.0643,
+          better="lower", fmt=_PCT, what="ResNet-110, CIFAR-10: test error"),
+    Claim(run="cifar10_preact_resnet164", metric="test_error", paper="5.46%", source=_TABLE3,
+          target=0.0546, better="lower", fmt=_PCT, what="pre-activation ResNet-164, CIFAR-10: test error"),
+    Claim(run="cifar10_preact_resnet1001", metric="test_error", paper="4.92%", source=_TABLE3,
+          target=0.0492, better="lower", fmt=_PCT, what="pre-activation ResNet-1001, CIFAR-10: test error"),
+)
