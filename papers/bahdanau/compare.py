@@ -41,7 +41,7 @@ def last_eval(workdir: str) -> dict:
 
 
 def label(workdir: str) -> str:
-  """'RNNsearch' / 'RNNencdec' for the Bahdanau task, else the config's task class, + the dir."""
+  """'RNNsearch' / 'RNNencdec' / 'Transformer', else the config's task class, + the dir."""
   name = os.path.basename(os.path.normpath(workdir))
   try:
     with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
@@ -51,6 +51,8 @@ def label(workdir: str) -> str:
   task = config.get("task", "")
   if task.startswith("papers.bahdanau."):
     kind = "RNNsearch" if config.get("model", {}).get("attention", True) else "RNNencdec"
+  elif task.startswith("papers.transformer."):
+    kind = "Transformer"
   else:
     kind = task.split(":")[-1] or name
   return f"{kind} ({name})"
