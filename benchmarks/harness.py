@@ -67,6 +67,17 @@ def stepper(train_step: Callable, params, opt_state, *batch) -> Callable[[], obj
   return step
 
 
+def torch_stepper(loss_fn: Callable[[], object], optimizer) -> Callable[[], object]:
+  """A no-argument PyTorch train step for `time_steps`: loss_fn(), backward, one optimizer step."""
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+  return step
+
 def single_thread() -> None:
   """One compute thread for jax (before its CPU client exists) and for PyTorch, if installed."""
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"

@@ -110,14 +110,8 @@ def torch_side(batch: int, locations: int, width: int, controller: int, steps: i
   optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4, alpha=0.95, eps=1e-4, momentum=0.9)
   inputs, targets = map(torch.tensor, copy_batch(batch))
 
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    logits = model(inputs)
-    loss = F.binary_cross_entropy_with_logits(logits[:, LENGTH + 1:], targets)
-    loss.backward()
-    optimizer.step()
-    return loss
-
+  step = harness.torch_stepper(
+      lambda: F.binary_cross_entropy_with_logits(model(inputs)[:, LENGTH + 1:], targets), optimizer)
   result = harness.time_steps(step, lambda r: None, steps, warmup)
   result.update(framework="PyTorch (plain, eager)", params=sum(p.numel() for p in model.parameters()))
   return result

@@ -154,12 +154,7 @@ def torch_side(dims, dtype: str, steps: int, warmup: int, device: str, compiled:
 
   forward = torch.compile(loss_fn) if compiled else loss_fn
 
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    loss = forward(tokens)
-    loss.backward()
-    optimizer.step()
-    return loss
+  step = harness.torch_stepper(lambda: forward(tokens), optimizer)
 
   if device.startswith("cuda"):
     torch.cuda.reset_peak_memory_stats()

@@ -206,6 +206,21 @@ def test_greedy_and_beam_decoding():
   np.testing.assert_array_equal(greedy, tgt[1:])
 
 
+def assert_three_steps_on_8_devices_equal_one(c):
+  """Three train steps of config `c` on mesh data=2, fsdp=2, tensor=2 equal them on one device."""
+  def run(mesh, devices):
+    cfg = c.copy_and_resolve_references()
+    cfg.mesh.update(mesh)
+    trainer = Trainer(cfg, devices=devices)
+    state, history = trainer.run_steps(trainer.init_state(), range(3))
+    return [float(m["loss"]) for m in history], jax.device_get(state.params)
+
+  one_losses, one_params = run(dict(data=1, fsdp=1, tensor=1, stage=1), jax.devices()[:1])
+  many_losses, many_params = run(dict(data=2, fsdp=2, tensor=2, stage=1), jax.devices())
+  np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
+  chex.assert_trees_all_close(many_params, one_params, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("config_module,overrides", [
     (copy_config, {}),
     (lm_config, {"model.vocab_size": 128}),
@@ -221,17 +236,7 @@ def test_sharded_step_equals_unsharded(config_module, overrides, shakespeare_or_
   # Plain SGD: Adam would turn float noise in exactly-zero gradients (the key bias) into +-lr steps.
   c.optimizer.name, c.optimizer.schedule, c.optimizer.learning_rate = "sgd", "constant", 0.1
 
-  def run(mesh, devices):
-    cfg = c.copy_and_resolve_references()
-    cfg.mesh.update(mesh)
-    trainer = Trainer(cfg, devices=devices)
-    state, history = trainer.run_steps(trainer.init_state(), range(3))
-    return [float(m["loss"]) for m in history], jax.device_get(state.params)
-
-  one_losses, one_params = run(dict(data=1, fsdp=1, tensor=1, stage=1), jax.devices()[:1])
-  many_losses, many_params = run(dict(data=2, fsdp=2, tensor=2, stage=1), jax.devices())
-  np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), many_params, one_params)
+  assert_three_steps_on_8_devices_equal_one(c)
 
 
 def _small_copy_config(arg=None, **model):
@@ -505,17 +510,7 @@ def test_translation_sharded_step_equals_unsharded(tmp_path, number_corpus):
   c.model.dropout = 0.0
   c.optimizer.name, c.optimizer.schedule, c.optimizer.learning_rate = "sgd", "constant", 0.1
 
-  def run(mesh, devices):
-    cfg = c.copy_and_resolve_references()
-    cfg.mesh.update(mesh)
-    trainer = Trainer(cfg, devices=devices)
-    state, history = trainer.run_steps(trainer.init_state(), range(3))
-    return [float(m["loss"]) for m in history], jax.device_get(state.params)
-
-  one_losses, one_params = run(dict(data=1, fsdp=1, tensor=1, stage=1), jax.devices()[:1])
-  many_losses, many_params = run(dict(data=2, fsdp=2, tensor=2, stage=1), jax.devices())
-  np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
-  chex.assert_trees_all_close(many_params, one_params, rtol=1e-4, atol=1e-6)
+  assert_three_steps_on_8_devices_equal_one(c)
 
 
 def test_translation_config_errors(tmp_path):

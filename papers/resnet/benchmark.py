@@ -116,13 +116,7 @@ def torch_side(size: int, steps: int, warmup: int) -> dict:
   images = torch.tensor(images).permute(0, 3, 1, 2).contiguous()  # NCHW, PyTorch's layout
   labels = torch.tensor(labels)
 
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(model(images), labels)
-    loss.backward()
-    optimizer.step()
-    return loss
-
+  step = harness.torch_stepper(lambda: torch.nn.functional.cross_entropy(model(images), labels), optimizer)
   result = harness.time_steps(step, lambda r: None, steps, warmup)
   result.update(framework="PyTorch (plain, eager)", params=sum(p.numel() for p in model.parameters()))
   return result
