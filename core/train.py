@@ -277,6 +277,20 @@ class Trainer:
     return out
 
 
+def restore_latest(config, workdir: str) -> tuple[Trainer, TrainState, int]:
+  """(trainer on one device, its train state at the workdir's newest checkpoint, that step):
+  how sampling, plotting and diagnostic scripts read a finished or running run."""
+  trainer = Trainer(config, devices=jax.devices()[:1])
+  checkpointer = checkpoint_lib.Checkpointer(workdir, async_save=False)
+  try:
+    step = checkpointer.latest_step()
+    if step is None:
+      raise ConfigError(f"{workdir} has no checkpoint yet (one every {config.checkpoint_every} steps)")
+    state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
+  finally:
+    checkpointer.close()
+  return trainer, state, step
+
 def _global_norm(tree):
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 

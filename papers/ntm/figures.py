@@ -18,10 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from core.checkpoint import Checkpointer
 from core.config import load_config
 from core.metrics import read_metrics
-from core.train import Trainer
+from core.train import restore_latest
 from papers.ntm.task import copy_batch
 
 NETS = {"copy-ntm_lstm": "NTM, LSTM controller", "copy-ntm_ff": "NTM, feed-forward controller",
@@ -31,11 +30,7 @@ COLOURS = {"copy-ntm_lstm": "tab:blue", "copy-ntm_ff": "tab:green", "copy-lstm":
 
 def restore(variant, workdir):
   config = load_config(f"configs/ntm.py:{variant}")
-  trainer = Trainer(config, devices=jax.devices()[:1])
-  checkpointer = Checkpointer(workdir)
-  step = checkpointer.latest_step()
-  state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  checkpointer.close()
+  trainer, state, step = restore_latest(config, workdir)
   return trainer.task, jax.device_get(state.variables()), step, config
 
 

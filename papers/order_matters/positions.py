@@ -19,10 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.checkpoint import Checkpointer
 from core.config import load_config
 from core.task import heldout_rng
-from core.train import Trainer
+from core.train import restore_latest
 from papers.order_matters.task import sorting_examples
 
 
@@ -35,11 +34,7 @@ def position_accuracy(workdir: str, sets: int = 512):
   n, p = recorded["data"]["num_elements"], recorded["model"]["process_steps"]
   config = load_config(f"configs/order_matters.py:sort{n}", [f"--config.model.process_steps={p}",
                                                             f"--config.model.encoder={recorded['model']['encoder']}"])
-  trainer = Trainer(config, devices=jax.devices()[:1])
-  checkpointer = Checkpointer(workdir)
-  step = checkpointer.latest_step()
-  state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  checkpointer.close()
+  trainer, state, step = restore_latest(config, workdir)
   variables = {"params": jax.device_get(state.params)}
   examples = sorting_examples(heldout_rng(config.seed), sets, n, "sorted")
   inputs, pointers = jnp.asarray(examples["inputs"]), examples["pointers"]

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from core.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
 from core.config import load_config  # pylint: disable=g-import-not-at-top
-from core.train import Trainer  # pylint: disable=g-import-not-at-top
+from core.train import restore_latest  # pylint: disable=g-import-not-at-top
 from papers.pointer_networks import geometry  # pylint: disable=g-import-not-at-top
 from papers.pointer_networks.task import sequence_of  # pylint: disable=g-import-not-at-top
 
@@ -29,11 +29,7 @@ EXAMPLES = 4
 
 def restore(variant, workdir):
   config = load_config(f"configs/pointer_networks.py:{variant}")
-  trainer = Trainer(config, devices=jax.devices()[:1])
-  checkpointer = Checkpointer(workdir)
-  step = checkpointer.latest_step()
-  state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  checkpointer.close()
+  trainer, state, step = restore_latest(config, workdir)
   return trainer.task, {"params": jax.device_get(state.params)}, step
 
 
