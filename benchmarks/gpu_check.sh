@@ -1,9 +1,14 @@
 #!/bin/bash
 # The checks that need one accelerator, most valuable first; each writes JSON into $OUT (or ./gpu_check).
-#   bash benchmarks/gpu_check.sh [all|lm|rmc]
+#   bash benchmarks/gpu_check.sh [all|lm|rmc|tune|rmc4x4]
 # lm:  bf16 training tokens/s and MFU of the ~300M Transformer LM (fused cuDNN and einsum attention)
 #      against plain PyTorch (eager and torch.compile), all in one process;
 # rmc: step time of the relational RNN's Nth-farthest training at the paper's batch (1600).
+# tune: the 300M LM (cuDNN attention) under XLA GPU flags and at batch 32, one process each
+#       (XLA reads its flags once per process).
+# rmc4x4: trains the RMC on the reduced 4 x 4 Nth-farthest task with the authors' optimiser
+#       (batch 1600, Adam 1e-4 constant, no clipping) for RMC4X4_SECONDS (default 270 s), to see
+#       whether the 50% plateau of the CPU runs moves with 100x more data; metrics.jsonl to $OUT.
 what=${1:-all}
 out=${OUT:-gpu_check}
 mkdir -p "$out"
@@ -19,4 +24,24 @@ fi
 if [[ $what == all || $what == rmc ]]; then
   timeout 150 python3 -m benchmarks.nth_farthest --batch 1600 --steps 20 \
       --out "$out/nth_farthest.json" 2>&1 | tee "$out/nth_farthest.txt"
+fi
+if [[ $what == tune ]]; then
+  lm="python3 -m benchmarks.transformer_lm --preset 300m --dtype bfloat16 --steps 10 --warmup 3 --attention cudnn --torch= --peak_n 4096"
+  no_triton="--xla_gpu_enable_triton_gemm=false"
+  more="$no_triton --xla_gpu_enable_cudnn_layer_norm=true --xla_gpu_enable_latency_hiding_scheduler=true"
+  for run in "default_b16||16" "no_triton_b16|$no_triton|16" "more_b16|$more|16" "default_b32||32"; do
+    IFS='|' read -r name flags batch <<< "$run"
+    echo "== $name: XLA_FLAGS='$flags' batch $batch" | tee -a "$out/tune.log"
+    XLA_FLAGS="$flags" timeout 80 $lm --batch "$batch" --out "$out/tune_$name.json" 2>&1 | tee -a "$out/tune.log"
+  done
+fi
+if [[ $what == rmc4x4 ]]; then
+  rm -rf /tmp/rmc4x4
+  timeout "${RMC4X4_SECONDS:-270}" python3 -m launch.train --config configs/relational_rnn.py:rmc_4x4 \
+      --workdir /tmp/rmc4x4 --config.batch_size=1600 --config.data.eval_batch_size=1600 \
+      --config.optimizer.learning_rate=1e-4 --config.optimizer.schedule=constant \
+      --config.optimizer.clip_norm=0.0 --config.total_steps=1000000 --config.eval_every=2000 \
+      --config.checkpoint_every=1000000 --config.log_every=500 > "$out/rmc4x4.log" 2>&1
+  echo "rmc4x4 exit $? (124 = stopped at the time limit, as planned)" >> "$out/rmc4x4.log"
+  cp /tmp/rmc4x4/metrics.jsonl "$out/rmc4x4_metrics.jsonl"
 fi

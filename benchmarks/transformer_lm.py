@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 import types
 
@@ -182,6 +183,7 @@ def main(argv=None) -> int:
                       help="matmul size for the measured peak (default: 8192 on an accelerator, 2048 on CPU)")
   parser.add_argument("--single_thread", action="store_true",
                       help="one compute thread each side (CPU): per-CPU-second ratios hold on a busy machine")
+  parser.add_argument("--batch", type=int, default=0, help="sequences per step (default: the preset's)")
   parser.add_argument("--out", default="", help="write the report as JSON here")
   args = parser.parse_args(argv)
   if args.steps < 1 or args.warmup < 1:
@@ -200,6 +202,8 @@ def main(argv=None) -> int:
   on_accelerator = jax.devices()[0].platform != "cpu"
   peak_n = args.peak_n or (8192 if on_accelerator else 2048)
   dims = PRESETS[args.preset]
+  if args.batch:
+    dims = dims[:5] + (args.batch,) + dims[6:]
   layers, d_model, heads, d_ff, seq, batch, vocab = dims
   print(f"preset {args.preset}: {layers} layers, d_model {d_model}, {heads} heads, d_ff {d_ff}, "
         f"seq {seq}, batch {batch}, vocab {vocab}, {args.dtype}; {harness.machine()}, "
@@ -244,7 +248,7 @@ def main(argv=None) -> int:
   harness.write_json(args.out, {"preset": args.preset, "dims": dict(zip(
       ("layers", "d_model", "heads", "d_ff", "seq", "batch", "vocab"), dims)), "dtype": args.dtype,
       "measured_peak_flops": measured_peak, "datasheet_peak_flops": datasheet, "device": device_kind,
-      "machine": harness.machine(), "rows": rows,
+      "machine": harness.machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows,
       "ratio": (rows[0]["tokens_per_s"] / max(r["tokens_per_s"] for r in rows[len(attentions):])
                 if len(rows) > len(attentions) else None)})
   return 0

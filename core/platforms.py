@@ -14,6 +14,10 @@ every machine; without one, libtpu prints half a page of errors ("unexpected wor
   AMD GPU (`/dev/kfd`) with jax's ROCm plugin, else `cpu`.
 
 Set `JAX_PLATFORMS` yourself to override the rule (e.g. `JAX_PLATFORMS=` for jax's own choice).
+
+On an NVIDIA GPU the XLA flags of `GPU_XLA_FLAGS` are added to `XLA_FLAGS` (a flag the user
+already set keeps the user's value): on one H200 they took the 300M LM's bf16 training step from
+156,575 to 163,917 tokens/s at batch 16 (benchmarks/README.md, "XLA flags and batch size").
 """
 from __future__ import annotations
 
@@ -47,6 +51,23 @@ def tpu_present(environ: Mapping[str, str] = os.environ, root: str = "/") -> boo
   return False
 
 
+# cuDNN's fused layer norm, the latency-hiding scheduler, and cuBLAS rather than Triton for GEMMs.
+GPU_XLA_FLAGS = ("--xla_gpu_enable_cudnn_layer_norm=true",
+                 "--xla_gpu_enable_latency_hiding_scheduler=true",
+                 "--xla_gpu_enable_triton_gemm=false")
+
+
+def nvidia_gpu_visible(root: str = "/") -> bool:
+  return any(os.path.exists(os.path.join(root, d.lstrip("/"))) for d in _NVIDIA_DEVICES)
+
+
+def with_gpu_xla_flags(xla_flags: str) -> str:
+  """`xla_flags` plus each of GPU_XLA_FLAGS whose name it does not already set."""
+  flags = xla_flags.split()
+  have = {f.split("=")[0] for f in flags}
+  return " ".join(flags + [f for f in GPU_XLA_FLAGS if f.split("=")[0] not in have])
+
+
 def _jax_plugins() -> set[str]:
   """Names of installed jax PJRT plugins (e.g. xla_cuda12), found without importing jax."""
   names = set()
@@ -68,7 +89,7 @@ def choose_platforms(environ: Mapping[str, str] = os.environ, root: str = "/") -
   if "JAX_PLATFORMS" in environ or tpu_present(environ, root):
     return None, ""
   plugins = _jax_plugins()
-  if any(os.path.exists(os.path.join(root, d.lstrip("/"))) for d in _NVIDIA_DEVICES):
+  if nvidia_gpu_visible(root):
     if any("cuda" in name for name in plugins):
       return "cuda,cpu", ""
     return "cpu", ("note: an NVIDIA GPU is visible but jax's CUDA plugin is not installed, so this "
@@ -84,6 +105,9 @@ def set_default_platforms(environ=os.environ) -> tuple[str | None, str]:
   value, note = choose_platforms(environ)
   if value is not None:
     environ["JAX_PLATFORMS"] = value
+  chosen = environ.get("JAX_PLATFORMS")
+  if nvidia_gpu_visible() and (not chosen or "cuda" in chosen):
+    environ["XLA_FLAGS"] = with_gpu_xla_flags(environ.get("XLA_FLAGS", ""))
   return value, note
 
 
@@ -95,7 +119,7 @@ def describe_machine(environ: Mapping[str, str] = os.environ, root: str = "/") -
   if tpu_present(environ, root):
     kind = environ.get("TPU_ACCELERATOR_TYPE", "")
     return f"TPU {kind}".strip()
-  if any(os.path.exists(os.path.join(root, d.lstrip("/"))) for d in _NVIDIA_DEVICES):
+  if nvidia_gpu_visible(root):
     try:
       names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20, check=True).stdout.split("\n")

@@ -205,6 +205,12 @@ def test_platform_rule(tmp_path, monkeypatch):
   assert value == "cpu" and "CUDA plugin is not installed" in note
   monkeypatch.setattr(platforms, "_jax_plugins", lambda: {"xla_cuda12"})
   assert platforms.choose_platforms({}, root("dev/nvidia0")) == ("cuda,cpu", "")
+  # GPU XLA flags: added once each; a flag the user set keeps the user's value.
+  flags = platforms.with_gpu_xla_flags("--xla_gpu_enable_triton_gemm=true --xla_dump_to=/tmp/x")
+  assert flags.split() == ["--xla_gpu_enable_triton_gemm=true", "--xla_dump_to=/tmp/x",
+                           "--xla_gpu_enable_cudnn_layer_norm=true",
+                           "--xla_gpu_enable_latency_hiding_scheduler=true"]
+  assert platforms.with_gpu_xla_flags(flags) == flags
   env = {"JAX_PLATFORMS": "tpu"}
   assert platforms.set_default_platforms(env) == (None, "") and env == {"JAX_PLATFORMS": "tpu"}
   env = {}
