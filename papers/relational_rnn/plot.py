@@ -2,6 +2,9 @@
 
 python -m papers.relational_rnn.plot --out papers/relational_rnn/nth_farthest.png \
     RMC=runs/rrnn_rmc LSTM=runs/rrnn_lstm
+
+LABEL=WORKDIR@BATCH puts every run on an x axis of training sequences (step x BATCH, log
+scale), to compare runs of different batch sizes.
 """
 from __future__ import annotations
 
@@ -26,14 +29,16 @@ def main(argv=None):
   parser.add_argument("--out", required=True)
   parser.add_argument("--num_objects", type=int, default=8)
   parser.add_argument("--title", default="Nth farthest (8 vectors x 16 dims)")
-  parser.add_argument("runs", nargs="+", help="LABEL=WORKDIR")
+  parser.add_argument("runs", nargs="+", help="LABEL=WORKDIR or LABEL=WORKDIR@BATCH")
   args = parser.parse_args(argv)
   k = args.num_objects
   fig, (ax_all, ax_hard) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+  by_sequences = all("@" in spec for spec in args.runs)
   for spec in args.runs:
     label, workdir = spec.split("=", 1)
+    workdir, _, batch = workdir.partition("@")
     rows = eval_rows(workdir)
-    steps = [r["step"] for r in rows]
+    steps = [r["step"] * (int(batch) if by_sequences else 1) for r in rows]
     ax_all.plot(steps, [r["accuracy"] for r in rows], marker="o", ms=3, label=label)
     ax_hard.plot(steps, [r["accuracy_nontrivial"] for r in rows], marker="o", ms=3, label=label)
   # Answering n=K (the reference itself) perfectly and guessing the rest among K-1.
@@ -46,7 +51,9 @@ def main(argv=None):
   ax_all.set_title(f"{args.title}: test accuracy")
   ax_hard.set_title(f"questions with n < {k} only")
   for ax in (ax_all, ax_hard):
-    ax.set_xlabel("training step")
+    ax.set_xlabel("training sequences" if by_sequences else "training step")
+    if by_sequences:
+      ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   ax_all.set_ylabel("accuracy")
