@@ -87,9 +87,48 @@ def bahdanau():
   return model, (jnp.ones((2, 7), jnp.int32), jnp.ones((2, 5), jnp.int32))
 
 
+def alexnet():
+  from papers.alexnet import Model
+  return Model("small", num_classes=10), (jnp.zeros((2, 28, 28, 1)),)
+
+
+def dilated_conv():
+  from papers.dilated_conv import DilatedSegmenter
+  net = DilatedSegmenter(front_end="small", num_classes=11, context="basic")
+  return net, (jnp.zeros((1, 32, 32, 1)),)
+
+
+def cs231n():
+  from papers.cs231n import Classifier
+  return Classifier(kind="convnet", channels=(4, 8), hidden=16), (jnp.zeros((2, 28, 28, 1)),)
+
+
+def mpnn():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from papers.mpnn import MPNN, graphs
+  z, positions = np.array([6, 1, 1, 1, 1]), np.array(
+      [[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]])
+  g = graphs.pad_row([graphs.molecule_graph(z, positions, np.zeros(13))], 8, 32, 2, 13)
+  return MPNN(num_targets=13, features=8, edge_hidden=8, steps=2, readout_steps=2), (g._replace(globals=None),)
+
+
+def vlae():
+  from papers.vlae import VLAE
+  vae = VLAE(latent_dim=8, prior="af", decoder_channels=8, decoder_layers=1, flow_hidden=(16,))
+  return vae, (jnp.zeros((2, 28, 28, 1)), jax.random.key(1))
+
+
+def deep_speech2():
+  from papers.deep_speech2 import DeepSpeech2
+  model = DeepSpeech2(conv_channels=(4,), conv_kernels=((3, 5),), conv_strides=((2, 2),), rnn_layers=1,
+                      rnn_features=8)
+  return model, (jnp.zeros((2, 20, 161)), jnp.array([20, 12]))
+
+
 @pytest.mark.parametrize("build", [transformer, transformer_lm, ntm, relational_rnn, relation_networks, gpipe,
                                    learning_to_execute, lstm, char_rnn, rnn_regularization,
-                                   pointer_networks, order_matters, resnet, bahdanau])
+                                   pointer_networks, order_matters, resnet, bahdanau, alexnet,
+                                   dilated_conv, cs231n, mpnn, vlae, deep_speech2])
 def test_model_gives_plain_arrays_after_unbox(build):
   model, inputs = build()
   variables = nn.meta.unbox(model.init(jax.random.key(0), *inputs))

@@ -9,7 +9,6 @@ default rules; the papers' models alternate them. When this test starts passing 
 strict=True fails it: then this note and the papers' workarounds can go.
 """
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
