@@ -9,10 +9,11 @@ import pytest
 
 from configs.alexnet import get_config
 from core import image_data
-from core.train import Trainer, strip_boxes
+from core.train import strip_boxes
 from papers.alexnet import augment as aug
 from papers.alexnet.model import AlexNet, Model, local_response_norm
 from papers.alexnet.task import AlexNetTask
+from tests.device_equality import train_on_one_and_on_eight
 
 
 def lrn_loop(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
@@ -159,20 +160,16 @@ def random_images(monkeypatch):
 def test_training_on_8_devices_equals_one_device(random_images):
   """2 steps of the tiny AlexNet (dropout on, PCA colour on) on 8 devices (data=4, fsdp=2) and on 1."""
   assert jax.device_count() >= 8
-  results = []
-  for devices, mesh in ((jax.devices()[:1], dict(data=1)), (jax.devices()[:8], dict(data=4, fsdp=2))):
+
+  def config_for(mesh):
     config = get_config("tiny")
     config.data.train_examples = 0
     config.batch_size = 16
-    for axis, size in mesh.items():
-      config.mesh[axis] = size
-    trainer = Trainer(config, devices=devices)
-    # One initialisation (a compile saved): the 8-device run starts from the 1-device state.
-    state = trainer.init_state() if not results else jax.device_put(results[0][0], trainer.state_shardings)
-    initial = jax.device_get(state)
-    state, history = trainer.run_steps(state, range(2))
-    results.append((initial, jax.device_get(state), [float(h["loss"]) for h in history]))
-  (init_1, state_1, losses_1), (init_8, state_8, losses_8) = results
+    config.mesh.update(mesh)
+    return config
+
+  (init_1, state_1, losses_1), (init_8, state_8, losses_8) = train_on_one_and_on_eight(
+      config_for, dict(data=4, fsdp=2), share_init=True)
   chex.assert_trees_all_close(init_1.params, init_8.params)
   np.testing.assert_allclose(losses_1, losses_8, rtol=1e-5)
   assert not np.allclose(state_1.params["conv2"]["kernel"], init_1.params["conv2"]["kernel"])

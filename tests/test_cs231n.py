@@ -12,10 +12,10 @@ import pytest
 from configs.cs231n import get_config
 from core import image_data
 from core.task import ConfigError
-from core.train import Trainer
 from papers.cs231n import layers
 from papers.cs231n.model import BatchNorm, Classifier
 from papers.cs231n.task import CS231nTask
+from tests.device_equality import train_on_one_and_on_eight
 
 # ---- independent references: the course's naive implementations, in numpy loops -----------
 
@@ -272,15 +272,8 @@ def tiny_convnet(**mesh):
 def test_convnet_training_on_8_devices_equals_one_device(random_images):
   """2 steps (batch norm on the global batch, dropout, L2 penalty, Adam) on a data=2, fsdp=2,
   tensor=2 mesh and on one device: the same losses, running statistics and parameters."""
-  results = []
-  for devices, mesh in ((jax.devices()[:1], dict(data=1)),
-                        (jax.devices()[:8], dict(data=2, fsdp=2, tensor=2))):
-    trainer = Trainer(tiny_convnet(**mesh), devices=devices)
-    state = trainer.init_state()
-    initial = jax.device_get(state)
-    state, history = trainer.run_steps(state, range(2))
-    results.append((initial, jax.device_get(state), [float(h["loss"]) for h in history]))
-  (init_1, state_1, losses_1), (init_8, state_8, losses_8) = results
+  (init_1, state_1, losses_1), (init_8, state_8, losses_8) = train_on_one_and_on_eight(
+      lambda mesh: tiny_convnet(**mesh), dict(data=2, fsdp=2, tensor=2))
   chex.assert_trees_all_close(init_1.params, init_8.params)
   np.testing.assert_allclose(losses_1, losses_8, rtol=1e-5)
   assert not np.allclose(state_1.model_state["batch_stats"]["conv1_bn"]["mean"], 0)

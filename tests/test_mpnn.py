@@ -11,11 +11,11 @@ import pytest
 
 from configs.mpnn import get_config
 from core.task import DataMissingError
-from core.train import Trainer
 from papers.mpnn import data as qm9
 from papers.mpnn import graphs
 from papers.mpnn.model import MPNN, EdgeNetwork, Set2Set
 from papers.mpnn.task import QM9Task
+from tests.device_equality import train_on_one_and_on_eight
 
 
 @pytest.fixture(scope="module")
@@ -181,18 +181,15 @@ def test_batches_have_one_shape_and_no_molecule_is_dropped(molecules):
 
 def test_training_on_8_devices_equals_one_device(molecules):
   assert jax.device_count() >= 8
-  results = []
-  for devices, mesh in ((jax.devices()[:1], dict(data=1)), (jax.devices()[:8], dict(data=8))):
+
+  def config_for(mesh):
     config = get_config("tiny")
     config.model.steps = config.model.readout_steps = 1   # one of each: a quicker compile
-    for axis, size in mesh.items():
-      config.mesh[axis] = size
-    trainer = Trainer(config, devices=devices)
-    state = trainer.init_state()
-    initial = jax.device_get(state)
-    state, history = trainer.run_steps(state, range(2))
-    results.append((initial, jax.device_get(state), [float(h["loss"]) for h in history]))
-  (init_1, state_1, losses_1), (init_8, state_8, losses_8) = results
+    config.mesh.update(mesh)
+    return config
+
+  (init_1, state_1, losses_1), (init_8, state_8, losses_8) = train_on_one_and_on_eight(
+      config_for, dict(data=8))
   chex.assert_trees_all_close(init_1.params, init_8.params)
   np.testing.assert_allclose(losses_1, losses_8, rtol=1e-5)
   assert not np.allclose(state_1.params["message"]["matrix_kernel"], init_1.params["message"]["matrix_kernel"])
