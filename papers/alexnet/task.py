@@ -21,6 +21,7 @@ import optax
 
 from core import image_data
 from core.task import ConfigError, DataMissingError, Task, ratio, spec
+from core.validate import check_choice
 from papers.alexnet import augment as aug
 from papers.alexnet import model as alexnet_model
 
@@ -94,12 +95,9 @@ class AlexNetTask(Task):
   def __init__(self, config):
     super().__init__(config)
     d, m = config.data, config.model
-    if d.name not in NAMES:
-      raise ConfigError(f"data.name must be one of {', '.join(NAMES)}, got {d.name!r}")
-    if m.size not in alexnet_model.SIZES:
-      raise ConfigError(f"model.size must be one of {', '.join(alexnet_model.SIZES)}, got {m.size!r}")
-    if m.activation not in alexnet_model.ACTIVATIONS:
-      raise ConfigError(f"model.activation must be relu or tanh, got {m.activation!r}")
+    check_choice(config, "data.name", tuple(NAMES))
+    check_choice(config, "model.size", tuple(alexnet_model.SIZES))
+    check_choice(config, "model.activation", tuple(alexnet_model.ACTIVATIONS))
     if m.towers not in (1, 2):
       raise ConfigError(f"model.towers must be 1 or 2 (the paper's two GPUs), got {m.towers}")
     if d.eval_batch_size % 8:

@@ -23,6 +23,7 @@ import optax
 
 from core import image_data
 from core.task import ConfigError, Task, ratio, spec
+from core.validate import check_choice
 from papers.dilated_conv import model as model_lib
 from papers.dilated_conv import segmentation_data as sd
 
@@ -72,12 +73,9 @@ class SegmentationTask(Task):
   def __init__(self, config):
     super().__init__(config)
     d, m = config.data, config.model
-    if d.name not in DATA_NAMES:
-      raise ConfigError(f"data.name must be one of {', '.join(DATA_NAMES)}, got {d.name!r}")
-    if m.front_end not in model_lib.FRONT_ENDS:
-      raise ConfigError(f"model.front_end must be one of {', '.join(model_lib.FRONT_ENDS)}, got {m.front_end!r}")
-    if m.context not in ("none", "basic", "large"):
-      raise ConfigError(f"model.context must be none, basic or large, got {m.context!r}")
+    check_choice(config, "data.name", tuple(DATA_NAMES))
+    check_choice(config, "model.front_end", tuple(model_lib.FRONT_ENDS))
+    check_choice(config, "model.context", ("none", "basic", "large"))
     self.size = d.canvas.size if d.name == "canvases" else d.crop
     if self.size % 8:
       raise ConfigError(f"the image side {self.size} must be a multiple of 8 (the front end's output stride)")
