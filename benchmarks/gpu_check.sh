@@ -1,6 +1,6 @@
 #!/bin/bash
 # The checks that need one accelerator, most valuable first; each writes JSON into $OUT (or ./gpu_check).
-#   bash benchmarks/gpu_check.sh [all|lm|rmc|tune|rmc4x4]
+#   bash benchmarks/gpu_check.sh [all|lm|rmc|tune|rmc4x4|soclevr]
 # lm:  bf16 training tokens/s and MFU of the ~300M Transformer LM (fused cuDNN and einsum attention)
 #      against plain PyTorch (eager and torch.compile), all in one process;
 # rmc: step time of the relational RNN's Nth-farthest training at the paper's batch (1600).
@@ -9,6 +9,9 @@
 # rmc4x4: trains the RMC on the reduced 4 x 4 Nth-farthest task with the authors' optimiser
 #       (batch 1600, Adam 1e-4 constant, no clipping) for RMC4X4_SECONDS (default 270 s), to see
 #       whether the 50% plateau of the CPU runs moves with 100x more data; metrics.jsonl to $OUT.
+# soclevr: the Relation Network at the paper's size on 75 x 75 Sort-of-CLEVR (configs/relation_networks.py
+#       :rn_paper, bf16) and the CNN+MLP baseline (:mlp_paper) side by side on the GPU for
+#       SOCLEVR_SECONDS (default 470 s), through launch.reproduce.
 what=${1:-all}
 out=${OUT:-gpu_check}
 mkdir -p "$out"
@@ -44,4 +47,18 @@ if [[ $what == rmc4x4 ]]; then
       --config.checkpoint_every=1000000 --config.log_every=500 > "$out/rmc4x4.log" 2>&1
   echo "rmc4x4 exit $? (124 = stopped at the time limit, as planned)" >> "$out/rmc4x4.log"
   cp /tmp/rmc4x4/metrics.jsonl "$out/rmc4x4_metrics.jsonl"
+fi
+if [[ $what == soclevr ]]; then
+  # Two processes share the GPU: each JAX client takes at most 45% of its memory. launch.reproduce
+  # records each run's sessions (machine, wall and CPU time); metrics and sessions come back under
+  # $OUT/runs (copy them into runs/ and run `python -m launch.reproduce --collect`), checkpoints stay.
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
+  timeout "${SOCLEVR_SECONDS:-470}" python3 -m launch.reproduce --items relation_networks --tier pod \
+      --only rn_paper,mlp_paper --jobs 2 --runs /tmp/soclevr_runs > "$out/soclevr.log" 2>&1
+  echo "launch.reproduce exit $? (124 or 76 = stopped at the time limit, as planned)" >> "$out/soclevr.log"
+  for run in rn_paper mlp_paper; do
+    mkdir -p "$out/runs/relation_networks/$run"
+    cp /tmp/soclevr_runs/relation_networks/$run/{metrics.jsonl,reproduce.jsonl,reproduce.log} \
+        "$out/runs/relation_networks/$run/"
+  done
 fi

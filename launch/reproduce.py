@@ -129,6 +129,15 @@ def progress(run: Run, workdir: str) -> tuple[int, int, bool]:
   return step, total, step >= total
 
 
+def _last_logged_step(workdir: str) -> int:
+  """The last step in a run's metrics.jsonl (0 if none)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return 0
+  with open(path, encoding="utf-8") as f:
+    return max((int(json.loads(line).get("step", 0)) for line in f if line.strip()), default=0)
+
+
 def _json_path(data: Any, dotted: str) -> Any:
   for part in dotted.split("."):
     data = data[int(part)] if isinstance(data, list) else data[part]
@@ -163,6 +172,8 @@ def record_of(item: str, name: str, run: Run, claims: Sequence[Claim], runs_dir:
   if not os.path.isdir(workdir):
     return None
   step, total, finished = progress(run, workdir)
+  if not step and not run.commands:  # trained elsewhere, its checkpoints left there
+    step = _last_logged_step(workdir)
   values = {c.key(): read_value(c, workdir) for c in claims if c.run == name}
   if not any(v is not None for v in values.values()):
     return None
@@ -179,7 +190,8 @@ def record_of(item: str, name: str, run: Run, claims: Sequence[Claim], runs_dir:
               if newest else None,
       "machine": ", ".join(machines) if machines else None,
       "wall_s": sum(s["wall_s"] for s in sessions) if timed else None,
-      "cpu_s": sum(s["cpu_s"] for s in sessions) if timed else None,
+      "cpu_s": sum(s["cpu_s"] for s in sessions)
+               if timed and all(s.get("cpu_s") is not None for s in sessions) else None,
       "values": values,
   }
 
@@ -389,6 +401,8 @@ def parse_args(argv):
   parser = argparse.ArgumentParser(prog="python -m launch.reproduce", description=__doc__.split("\n")[0])
   parser.add_argument("--items", default="", help="comma-separated papers/<item> names (default: all)")
   parser.add_argument("--tier", default="smoke", choices=TIERS, help="run the runs of this tier and below")
+  parser.add_argument("--only", default="", help="comma-separated run names of those items (default: "
+                      "every run of the tier and below)")
   parser.add_argument("--runs", default="runs", help="where run directories go: <runs>/<item>/<run>")
   parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
   parser.add_argument("--launcher", default="", help="command that takes launch.train's flags "
@@ -420,6 +434,11 @@ def main(argv=None) -> int:
       if not problems:
         print(f"results tables of {len(items)} papers and {RESULTS_MD} agree with the recorded runs")
       return 1 if problems else 0
+    only = {n.strip() for n in args.only.split(",") if n.strip()}
+    named = {n for item in items for n in load_claims(item)[0]} if only else set()
+    if only - named:
+      raise ReproduceError(f"--only {','.join(sorted(only - named))}: no such run in "
+                           f"{','.join(items)}; their runs: {','.join(sorted(named))}")
     runs_dir = os.path.abspath(args.runs)
     todo = []
     if not args.collect:
@@ -427,7 +446,7 @@ def main(argv=None) -> int:
       for item in items:
         runs, _ = load_claims(item)
         for name, run in runs.items():
-          if TIERS.index(run.tier) > limit:
+          if TIERS.index(run.tier) > limit or (only and name not in only):
             continue
           step, total, finished = progress(run, os.path.join(runs_dir, item, name))
           state = "finished" if finished else f"step {step:,} of {total:,}" if step else "not started"

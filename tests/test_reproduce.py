@@ -170,6 +170,32 @@ def test_bad_claims_and_flags_are_one_line_errors(tree, capsys):
   assert "papers/beta/README.md has no results table markers" in capsys.readouterr().err
 
 
+def test_only_named_runs_and_a_run_trained_on_another_machine(tree, capsys):
+  runs = tree / "runs"
+  capsys.readouterr()
+  assert reproduce.main(["--tier", "cpu", "--only", "fit_long", "--runs", str(runs), "--dry_run"]) == 0
+  out = capsys.readouterr().out
+  assert "[alpha/fit_long] cpu: not started" in out and "alpha/fit]" not in out and "beta" not in out
+  assert reproduce.main(["--only", "nope", "--runs", str(runs)]) == 2
+  assert "--only nope: no such run" in capsys.readouterr().err
+
+  # Its metrics and sessions brought back from an accelerator, the checkpoints left there.
+  workdir = runs / "alpha" / "fit_long"
+  workdir.mkdir(parents=True)
+  rows = [{"step": 10, "split": "train", "loss": 5.0}, {"step": 30, "split": "train", "loss": 2.5}]
+  (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  session = {"command": "python -m launch.train --config configs/toy.py", "exit": 76,
+             "machine": "1 x NVIDIA H200", "wall_s": 470.0, "cpu_s": None}
+  (workdir / "reproduce.jsonl").write_text(json.dumps(session) + "\n")
+  assert reproduce.main(["--collect", "--items", "alpha", "--runs", str(runs)]) == 0
+  rec = json.loads((tree / "papers" / "alpha" / "results.json").read_text())["fit_long"]
+  assert (rec["step"], rec["total_steps"], rec["finished"]) == (30, 40, False)
+  assert rec["machine"] == "1 x NVIDIA H200" and rec["wall_s"] == 470.0 and rec["cpu_s"] is None
+  row = _table_rows((tree / "papers" / "alpha" / "README.md").read_text())[2]
+  assert "2.5 (step 30 of 40) | unfinished; held |" in row
+  assert "1 x NVIDIA H200: 7.8 min wall, unrecorded CPU" in row
+
+
 def test_claim_verdicts_and_run_definitions():
   higher = Claim(run="r", metric="m", paper="91%", source="s", target=0.91, tolerance=0.01, fmt="{:.1%}")
   assert higher.verdict(0.95) == "held" and higher.verdict(0.905) == "held"

@@ -10,7 +10,9 @@ RUNS = {
     "mlp_paper": Run("configs/relation_networks.py:mlp_paper", tier="pod"),
 }
 
-_RN = dict(metric="relational_accuracy", paper="above 94%", source="section 5.3", target=0.94, fmt="{:.1%}")
+# Held within 2 points of the paper's figure.
+_RN = dict(metric="relational_accuracy", paper="above 94%", source="section 5.3", target=0.94, tolerance=0.02,
+           fmt="{:.1%}")
 _MLP = dict(metric="relational_accuracy", paper="63%", source="section 5.3", target=0.63, tolerance=0.02,
             fmt="{:.1%}")
 
@@ -23,5 +25,7 @@ CLAIMS = (
           fmt="{:.1%}", what="same run, non-relational accuracy"),
     Claim(run="mlp", what="Sort-of-CLEVR, CNN+MLP baseline (CPU size): relational accuracy", **_MLP),
     Claim(run="rn_paper", what="Sort-of-CLEVR, CNN+RN at the paper's size (75 x 75)", **_RN),
+    Claim(run="rn_paper", metric="non_relational_accuracy", paper="above 94%", source="section 5.3",
+          target=0.94, tolerance=0.02, fmt="{:.1%}", what="same run, non-relational accuracy"),
     Claim(run="mlp_paper", what="Sort-of-CLEVR, CNN+MLP at the paper's size", **_MLP),
 )
