@@ -1,6 +1,6 @@
 #!/bin/bash
 # The checks that need one accelerator, most valuable first; each writes JSON into $OUT (or ./gpu_check).
-#   bash benchmarks/gpu_check.sh [all|lm|rmc|tune|rmc4x4|soclevr]
+#   bash benchmarks/gpu_check.sh [all|lm|rmc|tune|rmc4x4|soclevr|rmc_paper]
 # lm:  bf16 training tokens/s and MFU of the ~300M Transformer LM (fused cuDNN and einsum attention)
 #      against plain PyTorch (eager and torch.compile), all in one process;
 # rmc: step time of the relational RNN's Nth-farthest training at the paper's batch (1600).
@@ -12,6 +12,9 @@
 # soclevr: the Relation Network at the paper's size on 75 x 75 Sort-of-CLEVR (configs/relation_networks.py
 #       :rn_paper, bf16) and the CNN+MLP baseline (:mlp_paper) side by side on the GPU for
 #       SOCLEVR_SECONDS (default 470 s), through launch.reproduce.
+# rmc_paper: the first RMC_PAPER_SECONDS (default 240 s) of the paper-scale Nth-farthest run
+#       (configs/relational_rnn.py:rmc_paper, 8 x 16, batch 1600, the authors' optimiser),
+#       through launch.reproduce.
 what=${1:-all}
 out=${OUT:-gpu_check}
 mkdir -p "$out"
@@ -48,17 +51,23 @@ if [[ $what == rmc4x4 ]]; then
   echo "rmc4x4 exit $? (124 = stopped at the time limit, as planned)" >> "$out/rmc4x4.log"
   cp /tmp/rmc4x4/metrics.jsonl "$out/rmc4x4_metrics.jsonl"
 fi
-if [[ $what == soclevr ]]; then
-  # Two processes share the GPU: each JAX client takes at most 45% of its memory. launch.reproduce
-  # records each run's sessions (machine, wall and CPU time); metrics and sessions come back under
-  # $OUT/runs (copy them into runs/ and run `python -m launch.reproduce --collect`), checkpoints stay.
-  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
-  timeout "${SOCLEVR_SECONDS:-470}" python3 -m launch.reproduce --items relation_networks --tier pod \
-      --only rn_paper,mlp_paper --jobs 2 --runs /tmp/soclevr_runs > "$out/soclevr.log" 2>&1
-  echo "launch.reproduce exit $? (124 or 76 = stopped at the time limit, as planned)" >> "$out/soclevr.log"
-  for run in rn_paper mlp_paper; do
-    mkdir -p "$out/runs/relation_networks/$run"
-    cp /tmp/soclevr_runs/relation_networks/$run/{metrics.jsonl,reproduce.jsonl,reproduce.log} \
-        "$out/runs/relation_networks/$run/"
+reproduce() {  # item runs seconds: train the named pod runs, bring back metrics and sessions
+  timeout "$3" python3 -m launch.reproduce --items "$1" --tier pod --only "$2" --jobs 2 \
+      --runs /tmp/gpu_runs > "$out/reproduce_$1.log" 2>&1
+  echo "launch.reproduce exit $? (124 or 76 = stopped at the time limit, as planned)" >> "$out/reproduce_$1.log"
+  # Flat names: the device machine brings back no deeper folders. Copy each into
+  # runs/<item>/<run>/ and run `python -m launch.reproduce --collect`.
+  for run in ${2//,/ }; do
+    for f in metrics.jsonl reproduce.jsonl reproduce.log; do
+      cp "/tmp/gpu_runs/$1/$run/$f" "$out/$1__${run}__$f"
+    done
   done
+}
+if [[ $what == rmc_paper ]]; then
+  reproduce relational_rnn rmc_paper "${RMC_PAPER_SECONDS:-240}"
+fi
+if [[ $what == soclevr ]]; then
+  # Two processes share the GPU: each JAX client takes at most 45% of its memory.
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
+  reproduce relation_networks rn_paper,mlp_paper "${SOCLEVR_SECONDS:-470}"
 fi
