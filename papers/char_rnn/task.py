@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from core.task import ConfigError, Task, spec
+from core.validate import check_choice
 from papers.char_rnn import data
 from papers.char_rnn.model import CARRY, CharRNN, TruncatedBPTT
 from papers.char_rnn.sample import Sampler
@@ -43,8 +44,7 @@ class CharRNNTask(Task):
       raise ConfigError("char-rnn carries each batch row's state into the next step; gradient "
                         "accumulation would split the rows: set optimizer.grad_accum_steps=1 and "
                         "change batch_size instead")
-    if m.cell not in CELLS:
-      raise ConfigError(f"model.cell must be one of {', '.join(CELLS)}, got {m.cell!r}")
+    check_choice(config, "model.cell", tuple(CELLS))
     for name in ("hidden_size", "num_layers", "embed_dim", "scan_unroll"):
       if m[name] < 1:
         raise ConfigError(f"model.{name} must be >= 1, got {m[name]}")

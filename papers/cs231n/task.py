@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from core import image_data
 from core.task import ConfigError, Task, ratio
+from core.validate import check_choice
 from papers.cs231n import layers
 from papers.cs231n.model import KINDS, Classifier
 from papers.resnet.task import TEST, TRAIN, ImageClassificationTask
@@ -30,15 +31,12 @@ class CS231nTask(ImageClassificationTask):
   def __init__(self, config):  # pylint: disable=super-init-not-called
     Task.__init__(self, config)  # the ResNet task's data, with a model of its own
     d, m = config.data, config.model
-    if d.name not in image_data.NAMES:
-      raise ConfigError(f"data.name must be one of {', '.join(image_data.NAMES)}, got {d.name!r}")
+    check_choice(config, "data.name", tuple(image_data.NAMES))
     if d.eval_batch_size % 8:
       raise ConfigError(f"data.eval_batch_size {d.eval_batch_size} must be a multiple of 8 rows "
                         f"(so an eval batch splits over up to 8 devices)")
-    if m.kind not in KINDS:
-      raise ConfigError(f"model.kind must be one of {', '.join(KINDS)}, got {m.kind!r}")
-    if m.loss not in DATA_LOSSES:
-      raise ConfigError(f"model.loss must be one of {', '.join(DATA_LOSSES)}, got {m.loss!r}")
+    check_choice(config, "model.kind", tuple(KINDS))
+    check_choice(config, "model.loss", tuple(DATA_LOSSES))
     if not 0.0 < m.dropout_keep <= 1.0:
       raise ConfigError(f"model.dropout_keep is a keep probability in (0, 1], got {m.dropout_keep}")
     self.shape = image_data.IMAGE_SHAPE[d.name]

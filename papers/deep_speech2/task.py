@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from core.task import ConfigError, DataMissingError, Task, spec
+from core.validate import check_choice
 from papers.deep_speech2 import data as speech
 from papers.deep_speech2 import decode
 from papers.deep_speech2.model import DeepSpeech2
@@ -77,8 +78,7 @@ class SpeechTask(Task):
   def __init__(self, config):
     super().__init__(config)
     d, m = config.data, config.model
-    if d.source not in ("espeak", "librispeech"):
-      raise ConfigError(f"data.source must be 'espeak' or 'librispeech', got {d.source!r}")
+    check_choice(config, "data.source", ("espeak", "librispeech"))
     if list(d.buckets) != sorted(d.buckets) or not d.buckets:
       raise ConfigError(f"data.buckets must be increasing frame counts, got {d.buckets}")
     if d.eval_batch_size % 8:

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from core.task import ConfigError, Task, heldout_rng, ratio, spec, step_rng
+from core.validate import check_choice
 from papers.lstm.model import SequenceModel
 from papers.lstm.rnn import CELLS
 
@@ -68,8 +69,7 @@ class _LongLagTask(Task):
   def __init__(self, config):
     super().__init__(config)
     d, m = config.data, config.model
-    if m.cell not in CELLS:
-      raise ConfigError(f"config.model.cell must be one of {', '.join(CELLS)}, got {m.cell!r}")
+    check_choice(config, "model.cell", tuple(CELLS))
     for name in ("hidden_size", "num_layers", "unroll"):
       if int(m[name]) < 1:
         raise ConfigError(f"config.model.{name} must be >= 1, got {m[name]}")

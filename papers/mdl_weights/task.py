@@ -36,6 +36,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from core.task import ConfigError, Task, ratio, spec
+from core.validate import check_choice
 from papers.mdl_weights import coding
 from papers.mdl_weights.data import make_data, no_network_bits
 from papers.mdl_weights.model import MEANS, NoisyMLP, posterior, predict_numpy
@@ -51,9 +52,7 @@ class DescriptionLengthTask(Task):
   def __init__(self, config):
     super().__init__(config)
     d, m = config.data, config.model
-    if m.objective not in OBJECTIVES:
-      raise ConfigError(f"config.model.objective must be one of {', '.join(OBJECTIVES)}, "
-                        f"got {m.objective!r}")
+    check_choice(config, "model.objective", tuple(OBJECTIVES))
     for key, value in (("data.inputs", d.inputs), ("data.train_cases", d.train_cases),
                        ("data.test_cases", d.test_cases), ("data.teacher_hidden", d.teacher_hidden),
                        ("model.hidden", m.hidden), ("model.prior_components", m.prior_components)):

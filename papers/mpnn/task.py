@@ -24,6 +24,7 @@ import numpy as np
 
 from core.data import ArraySource, shuffled_stream
 from core.task import ConfigError, Task, spec
+from core.validate import check_choice
 from papers.mpnn import data as qm9
 from papers.mpnn import graphs
 from papers.mpnn.model import MPNN
@@ -41,8 +42,7 @@ class QM9Task(Task):
     if d.row_graphs < 2 or d.row_nodes < 2 or d.molecules_per_step < 1:
       raise ConfigError("data.row_graphs and data.row_nodes must be >= 2 (one node and one graph "
                         "of each row pad it) and data.molecules_per_step >= 1")
-    if d.eval_split not in ("valid", "test"):
-      raise ConfigError(f"data.eval_split must be 'valid' or 'test', got {d.eval_split!r}")
+    check_choice(config, "data.eval_split", ("valid", "test"))
     self.columns = np.array([qm9.TARGETS.index(t) for t in self.targets])
     self.accuracy = np.array([qm9.CHEMICAL_ACCURACY[t] for t in self.targets], np.float32)
     self.model = MPNN(num_targets=len(self.targets), features=m.features, edge_hidden=m.edge_hidden,

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from core.task import ConfigError, Task, heldout_rng, ratio, spec, step_rng
+from core.validate import check_choice
 from papers.order_matters.model import SetPointerNet
 
 OUTPUT_ORDERS = ("sorted", "fixed", "random")
@@ -66,10 +67,8 @@ class SortingTask(Task):
   def __init__(self, config):
     super().__init__(config)
     m, d = config.model, config.data
-    if m.encoder not in ENCODERS:
-      raise ConfigError(f"config.model.encoder must be one of {ENCODERS}, got {m.encoder!r}")
-    if d.output_order not in OUTPUT_ORDERS:
-      raise ConfigError(f"config.data.output_order must be one of {OUTPUT_ORDERS}, got {d.output_order!r}")
+    check_choice(config, "model.encoder", tuple(ENCODERS))
+    check_choice(config, "data.output_order", tuple(OUTPUT_ORDERS))
     if d.num_elements < 2:
       raise ConfigError(f"config.data.num_elements must be at least 2, got {d.num_elements}")
     if m.process_steps < 0 or m.glimpses < 0:

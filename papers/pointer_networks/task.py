@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from core.task import ConfigError, Task, spec, step_rng
+from core.validate import check_choice
 from papers.pointer_networks import geometry
 from papers.pointer_networks.model import PointerNetwork
 
@@ -40,8 +41,7 @@ class PointerTask(Task):
   def __init__(self, config):
     super().__init__(config)
     d, m = config.data, config.model
-    if d.problem not in geometry.PROBLEMS:
-      raise ConfigError(f"config.data.problem must be one of {geometry.PROBLEMS}, got {d.problem!r}")
+    check_choice(config, "data.problem", tuple(geometry.PROBLEMS))
     if not 3 <= d.min_points <= d.max_points:
       raise ConfigError(f"need 3 <= data.min_points <= data.max_points, got {d.min_points}, {d.max_points}")
     if d.problem == "delaunay" and d.min_points != d.max_points:

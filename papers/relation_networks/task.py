@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from core.task import ConfigError, Task, ratio, spec, step_rng
+from core.validate import check_choice
 from papers.relation_networks import model as rn_model
 from papers.relation_networks import sort_of_clevr as soc
 
@@ -30,8 +31,7 @@ class SortOfClevrTask(Task):
   def __init__(self, config):
     super().__init__(config)
     m, d = config.model, config.data
-    if m.head not in ("rn", "mlp"):
-      raise ConfigError(f"config.model.head must be 'rn' or 'mlp', got {m.head!r}")
+    check_choice(config, "model.head", ("rn", "mlp"))
     if d.eval_images_per_batch < 1 or d.test_images % d.eval_images_per_batch:
       raise ConfigError(f"data.test_images {d.test_images} must be a multiple of "
                         f"data.eval_images_per_batch {d.eval_images_per_batch}")

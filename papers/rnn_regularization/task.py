@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from core.task import ConfigError, Task, spec
+from core.validate import check_choice
 from papers.rnn_regularization import data as data_lib
 from papers.rnn_regularization.model import WordLM
 
@@ -41,8 +42,7 @@ class WordLMTask(Task):
     if int(config.optimizer.grad_accum_steps) != 1:
       raise ConfigError("WordLMTask carries the LSTM state from one batch to the next, row by row; "
                         "set optimizer.grad_accum_steps=1 (micro-batches would split the streams)")
-    if d.corpus not in data_lib.CORPORA:
-      raise ConfigError(f"config.data.corpus must be one of {', '.join(data_lib.CORPORA)}, got {d.corpus!r}")
+    check_choice(config, "data.corpus", tuple(data_lib.CORPORA))
     for key, value in (("model.hidden_size", m.hidden_size), ("model.num_layers", m.num_layers),
                        ("model.vocab_size", m.vocab_size), ("data.unroll", d.unroll)):
       if value < 1:

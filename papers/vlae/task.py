@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from core.task import ConfigError, Task, ratio, spec
+from core.validate import check_choice
 from papers.vlae import data as vlae_data
 from papers.vlae import model as vlae_model
 
@@ -34,8 +35,7 @@ EVAL_SEED = 7
 
 def build_model(config, dtype=jnp.float32) -> vlae_model.VLAE:
   m = config.model
-  if m.prior not in ("af", "gaussian"):
-    raise ConfigError(f"model.prior must be 'af' or 'gaussian', got {m.prior!r}")
+  check_choice(config, "model.prior", ("af", "gaussian"))
   return vlae_model.VLAE(latent_dim=m.latent_dim, prior=m.prior,
                          encoder_channels=tuple(m.encoder_channels), encoder_hidden=m.encoder_hidden,
                          decoder_channels=m.decoder_channels, first_kernel=m.first_kernel,
@@ -48,8 +48,7 @@ class VLAETask(Task):
   def __init__(self, config):
     super().__init__(config)
     d = config.data
-    if d.name not in vlae_data.NAMES:
-      raise ConfigError(f"data.name must be one of {', '.join(vlae_data.NAMES)}, got {d.name!r}")
+    check_choice(config, "data.name", tuple(vlae_data.NAMES))
     if d.eval_batch_size % 8:
       raise ConfigError(f"data.eval_batch_size {d.eval_batch_size} must be a multiple of 8 rows "
                         f"(so an eval batch splits over up to 8 devices)")
