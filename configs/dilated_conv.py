@@ -3,14 +3,20 @@
 Variants (after ':'):
   tiny             (default) a tiny front end + basic context module on 32 x 32 canvases: the
                    test of every config
-  front_end        the scaled-down front end alone (3 pools, conv5 dilated 2, fc6 dilated 4) on
-                   64 x 64 Fashion-MNIST canvases (11 classes), Adam 1e-3, batch 16
+  front_end        the local front end alone (conv1-conv3 and 3 pools of the scaled-down VGG,
+                   fc6 as a 1x1: each class score reads a 30 x 30 pixel window) on 64 x 64
+                   canvases of 1-3 Fashion-MNIST items drawn 32-64 pixels wide (11 classes),
+                   Adam 1e-3, batch 16, 800 steps
   front_end_basic  the basic context module (identity init) on top of the front end of the
                    front_end run (model.init_from, its newest checkpoint), which stays fixed:
-                   400 steps of the module alone, the paper's second stage (section 4)
+                   400 steps of the module alone with the paper's SGD, momentum 0.9, lr 1e-3
+                   (section 4's second stage)
   front_end_large  the same with the large context module (generalised identity init)
                    (--config.model.init_from= --config.model.train_front_end=True trains a
-                   context variant end to end from scratch instead)
+                   context variant end to end from scratch instead; --config.model.front_end=small
+                   and --config.data.canvas.{min_objects=2,max_objects=4,min_side=16,max_side=40}
+                   give the first setup, where the front end's 142 x 142 window already covers
+                   the whole canvas)
   voc_paper        paper scale: VGG-16 front end + large context module on Pascal VOC 2012
                    (a VOCdevkit folder: --config.data.voc_dir=...), crops of 504 x 504, SGD
                    momentum 0.9, lr 1e-3, 60,000 iterations
@@ -45,7 +51,10 @@ def get_config(arg=None):
   c.seed = 0
   # The C class-score channels (11 or 21) are split by no mesh axis.
   c.sharding.rules = tuple(c.sharding.rules) + (("classes", None),)
-  c.model.front_end = "small"
+  # The local front end (a 30 x 30 pixel window per score) on items drawn 32-64 pixels wide:
+  # its scores cannot see a whole item, so the context module has something to add. (The
+  # small front end sees 142 x 142, all of a 64 x 64 canvas: nothing is left to aggregate.)
+  c.model.front_end = "local"
   c.model.context = CONTEXT[variant]
   c.model.dropout = 0.0
   c.model.identity_noise = 1e-3    # eq. 5's sigma
@@ -55,8 +64,8 @@ def get_config(arg=None):
   c.model.train_front_end = True
 
   c.data.name = "canvases"
-  c.data.canvas = ml_collections.ConfigDict(dict(size=64, min_objects=2, max_objects=4, min_side=16,
-                                                 max_side=40, threshold=32))
+  c.data.canvas = ml_collections.ConfigDict(dict(size=64, min_objects=1, max_objects=3, min_side=32,
+                                                 max_side=64, threshold=32))
   c.data.train_canvases = 100_000
   c.data.test_canvases = 512
   c.data.eval_batch_size = 128
@@ -75,6 +84,9 @@ def get_config(arg=None):
   if variant in ("front_end_basic", "front_end_large"):
     c.model.init_from = "runs/dilated_conv/front_end"
     c.model.train_front_end = False
+    # The module's optimiser in the paper and its released code: SGD, momentum 0.9, lr 1e-3.
+    c.optimizer.name = "momentum"
+    c.optimizer.momentum = 0.9
     c.total_steps = 400
     c.eval_every = 200
     c.checkpoint_every = 200

@@ -61,7 +61,12 @@ def get_config(arg="copy-ntm_lstm"):
   c.data.args = {}
   c.data.eval_sequences = 256
   c.data.eval_batch_size = 64
+  # Held-out tests beyond the training distribution (NTMTask.generalisation_batches): copy
+  # lengths (Figures 4-5); repeat copy (length, repeats), trained on 1-10 of each (Figure 8);
+  # associative recall item counts, trained on 2-6 (Figure 11).
   c.data.generalisation_lengths = (10, 20, 30, 50, 120)
+  c.data.generalisation_repeats = ((10, 10), (10, 20), (20, 10))
+  c.data.generalisation_items = (6, 8, 10, 12, 15, 20)
 
   c.model.name = "lstm" if net == "lstm" else "ntm"
   c.model.controller = "ff" if net == "ntm_ff" else "lstm"

@@ -31,9 +31,9 @@ PAPER_PREFIX = "cifar10_"
 # The named runs (`launch.train --list`); get_config accepts every network of
 # papers/resnet/model.py VARIANTS, with or without the cifar10_ prefix.
 VARIANTS = ("resnet20", "resnet56", "plain20", "plain56", "resnet32", "resnet44", "resnet110",
-            "preact_resnet164", "cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44",
+            "preact_resnet56", "preact_resnet110", "preact_resnet164", "cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44",
             "cifar10_resnet56", "cifar10_resnet110", "cifar10_plain20", "cifar10_plain56",
-            "cifar10_preact_resnet164", "cifar10_preact_resnet1001")
+            "cifar10_preact_resnet110", "cifar10_preact_resnet164", "cifar10_preact_resnet1001")
 
 
 def get_config(arg=None):
@@ -47,6 +47,9 @@ def get_config(arg=None):
   c.task = "papers.resnet.task:ImageClassificationTask"
   c.seed = 0
   c.model.variant = network
+  # Blocks 2..n of each stage under one nn.scan: compile time flat in depth (model.py).
+  c.model.scan_blocks = False
+  c.model.remat = ""                  # with scan_blocks: a jax.checkpoint_policies name
 
   c.data.name = "fashion_mnist"
   c.data.train_examples = 10_000     # 0 = the whole training split

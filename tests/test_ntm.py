@@ -171,37 +171,79 @@ def test_copy_batch_layout():
   assert min(lengths) <= 3 and max(lengths) >= 18  # lengths span 1..20
 
 
+def _check_repeat_copy(x, y, mask):
+  """Reads the length and repeat count off the inputs; checks the target against them."""
+  (n,) = np.flatnonzero(x[:, 8])
+  r = int(round(x[n, 9] * ntm_task.REPEAT_STD + ntm_task.REPEAT_MEAN))
+  assert abs(x[n, 9] * ntm_task.REPEAT_STD + ntm_task.REPEAT_MEAN - r) < 1e-5
+  assert mask.sum() == n * r + 1
+  for k in range(r):
+    np.testing.assert_array_equal(y[n + 1 + k * n:n + 1 + (k + 1) * n, :8], x[:n, :8])
+  (end,) = np.flatnonzero(y[:, 8])
+  assert end == n + 1 + n * r and mask[end] == 1 and mask[end + 1:].sum() == 0
+  assert not x[n + 1:].any() and not x[:n, 8:].any()
+  return n, r
+
+
 def test_repeat_copy_batch_layout():
   batch = ntm_task.repeat_copy_batch(np.random.default_rng(1), 64)
   repeats = []
   for x, y, mask in zip(batch["inputs"], batch["targets"], batch["mask"]):
-    (n,) = np.flatnonzero(x[:, 8])
-    r = int(round(x[n, 9] * ntm_task.REPEAT_STD + ntm_task.REPEAT_MEAN))
-    assert abs(x[n, 9] * ntm_task.REPEAT_STD + ntm_task.REPEAT_MEAN - r) < 1e-5
+    n, r = _check_repeat_copy(x, y, mask)
     repeats.append(r)
-    assert 1 <= n <= 10 and 1 <= r <= 10 and mask.sum() == n * r + 1
-    for k in range(r):
-      np.testing.assert_array_equal(y[n + 1 + k * n:n + 1 + (k + 1) * n, :8], x[:n, :8])
-    (end,) = np.flatnonzero(y[:, 8])
-    assert end == n + 1 + n * r and mask[end] == 1 and mask[end + 1:].sum() == 0
+    assert 1 <= n <= 10 and 1 <= r <= 10
   values = (np.arange(1, 11) - ntm_task.REPEAT_MEAN) / ntm_task.REPEAT_STD
   np.testing.assert_allclose([values.mean(), values.var()], [0.0, 1.0], atol=1e-12)
   assert min(repeats) <= 2 and max(repeats) >= 9
 
 
+def _check_associative_recall(x, y, mask):
+  """Finds the query among the items by brute force; the target must be the next item."""
+  starts = np.flatnonzero(x[:, 6])
+  items = [x[s + 1:s + 4, :6] for s in starts]
+  q0, q1 = np.flatnonzero(x[:, 7])
+  assert q1 - q0 == 4 and q0 == starts[-1] + 4
+  query = x[q0 + 1:q1, :6]
+  index = next(i for i, item in enumerate(items) if np.array_equal(item, query))
+  assert index < len(items) - 1
+  out = np.flatnonzero(mask)
+  np.testing.assert_array_equal(out, np.arange(q1 + 1, q1 + 4))
+  np.testing.assert_array_equal(y[out], items[index + 1])
+  return len(items), index
+
+
 def test_associative_recall_target_is_the_item_after_the_query():
   batch = ntm_task.associative_recall_batch(np.random.default_rng(2), 64)
+  queried = []
   for x, y, mask in zip(batch["inputs"], batch["targets"], batch["mask"]):
-    starts = np.flatnonzero(x[:, 6])
-    items = [x[s + 1:s + 4, :6] for s in starts]
-    q0, q1 = np.flatnonzero(x[:, 7])
-    assert 2 <= len(items) <= 6 and q1 - q0 == 4
-    query = x[q0 + 1:q1, :6]
-    index = next(i for i, item in enumerate(items) if np.array_equal(item, query))
-    assert index < len(items) - 1
-    out = np.flatnonzero(mask)
-    np.testing.assert_array_equal(out, np.arange(q1 + 1, q1 + 4))
-    np.testing.assert_array_equal(y[out], items[index + 1])
+    count, index = _check_associative_recall(x, y, mask)
+    assert 2 <= count <= 6
+    queried.append(index)
+  assert set(queried) == set(range(5))  # every item but the last is queried
+
+
+@pytest.mark.parametrize("task,args", [("repeat_copy", {"generalisation_repeats": ((3, 12), (12, 2))}),
+                                       ("associative_recall", {"generalisation_items": (3, 9)}),
+                                       ("priority_sort", {})])
+def test_generalisation_batches_have_the_asked_sizes(task, args):
+  """Repeat copy at (length, repeats) and associative recall at item counts beyond training:
+  every sequence has exactly the asked size and a correct target."""
+  c = load_config(f"{CONFIG}:{task}-ntm_lstm")
+  c.data.update(args)
+  c.data.eval_batch_size = 8
+  batches = ntm_task.NTMTask(c).generalisation_batches()
+  if task == "repeat_copy":
+    assert list(batches) == ["len3_rep12", "len12_rep2"]
+    for (n, r), batch in zip(args["generalisation_repeats"], batches.values()):
+      for x, y, mask in zip(batch["inputs"], batch["targets"], batch["mask"]):
+        assert _check_repeat_copy(x, y, mask) == (n, r)
+  elif task == "associative_recall":
+    assert list(batches) == ["items3", "items9"]
+    for n, batch in zip(args["generalisation_items"], batches.values()):
+      for x, y, mask in zip(batch["inputs"], batch["targets"], batch["mask"]):
+        assert _check_associative_recall(x, y, mask)[0] == n
+  else:
+    assert batches == {}
 
 
 def test_priority_sort_targets_are_top_16_by_priority():

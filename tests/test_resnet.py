@@ -5,13 +5,14 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs.resnet import get_config
 from core import image_data
 from core.optim import make_optimizer
 from core.train import Trainer, strip_boxes
-from papers.resnet import VARIANTS, Model, zero_pad_shortcut
+from papers.resnet import VARIANTS, Model, PreActBasicBlock, zero_pad_shortcut
 from papers.resnet.task import ImageClassificationTask
 
 
@@ -106,13 +107,103 @@ def test_resnet20_and_plain20_equal_a_pytorch_implementation_with_the_same_weigh
 
 def test_model_entry_point_names_every_variant():
   assert {"resnet20", "resnet56", "resnet110", "plain20", "plain56", "resnet18", "resnet152",
-          "preact_resnet164", "preact_resnet1001"} <= set(VARIANTS)
+          "preact_resnet56", "preact_resnet110", "preact_resnet164", "preact_resnet1001"} <= set(VARIANTS)
   with pytest.raises(ValueError, match="resnet56"):
     Model("resnet57")
   model = Model("preact_resnet164", stage_sizes=(1, 1, 1))
   logits = jax.jit(model.apply)(jax.jit(model.init)(jax.random.key(0), jnp.zeros((2, 8, 8, 3))),
                                 jnp.ones((2, 8, 8, 3)))
   assert logits.shape == (2, 10) and np.isfinite(logits).all()
+
+
+def conv_numpy(x, kernel, stride):
+  """3x3 (or kxk) convolution, zero padding k // 2, NHWC x HWIO, by shifted slices."""
+  k = kernel.shape[0]
+  padded = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+  h, w = (x.shape[1] - 1) // stride + 1, (x.shape[2] - 1) // stride + 1
+  out = np.zeros((x.shape[0], h, w, kernel.shape[-1]))
+  for i in range(k):
+    for j in range(k):
+      window = padded[:, i:i + stride * h:stride, j:j + stride * w:stride]
+      out += np.einsum("bhwc,cf->bhwf", window, kernel[i, j])
+  return out
+
+
+def batch_norm_numpy(x, p):
+  """Training-mode batch norm over (batch, height, width), biased variance, epsilon 1e-5."""
+  mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+  return (x - mean) / np.sqrt(var + 1e-5) * p["scale"] + p["bias"]
+
+
+@pytest.mark.parametrize("in_features,features,strides", [(16, 16, 1), (16, 32, 2)])
+def test_preact_basic_block_equals_the_papers_formula_in_numpy(in_features, features, strides):
+  """He 2016 Fig. 4e: x + conv(relu(bn(conv(relu(bn(x)))))); where the shape changes the
+  shortcut is the option-A (subsampled, zero-padded) pre-activated input; nothing after the sum."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(4, 8, 8, in_features)).astype(np.float32)
+  block = PreActBasicBlock(features, strides, "A")
+  variables = strip_boxes(block.init(jax.random.key(0), jnp.asarray(x), train=True))
+  p = jax.tree.map(lambda v: np.asarray(v, np.float64) + rng.normal(0, 0.2, v.shape), variables["params"])
+  got, _ = block.apply({"params": p, "batch_stats": variables["batch_stats"]}, jnp.asarray(x),
+                       train=True, mutable=["batch_stats"])
+  relu = lambda v: np.maximum(v, 0)  # pylint: disable=unnecessary-lambda-assignment
+  pre = relu(batch_norm_numpy(x, p["bn1"]))
+  y = conv_numpy(relu(batch_norm_numpy(conv_numpy(pre, p["conv1"]["kernel"], strides), p["bn2"])),
+                 p["conv2"]["kernel"], 1)
+  if strides == 1:
+    shortcut = x
+  else:
+    pad = (features - in_features) // 2
+    shortcut = np.pad(pre[:, ::2, ::2], ((0, 0), (0, 0), (0, 0), (pad, pad)))
+  np.testing.assert_allclose(got, y + shortcut, rtol=1e-4, atol=1e-4)
+  assert (np.asarray(got) < 0).any()  # no ReLU after the addition
+
+
+def test_preact_nets_normalise_once_after_the_last_block_not_after_the_stem():
+  params = jax.eval_shape(lambda: Model("preact_resnet8").init(jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
+  assert "final_bn" in params["params"] and "stem_bn" not in params["params"]
+
+
+def stack_into_scanned(tree, stage_sizes):
+  """Unrolled variables stage{s}_block{b} (b >= 2) -> stacked stage{s}_blocks/block."""
+  out = {k: v for k, v in tree.items() if not (k.startswith("stage") and not k.endswith("_block1"))}
+  for s, size in enumerate(stage_sizes, 1):
+    if size > 1:
+      blocks = [tree[f"stage{s}_block{b}"] for b in range(2, size + 1)]
+      out[f"stage{s}_blocks"] = {"block": jax.tree.map(lambda *v: np.stack(v), *blocks)}
+  return out
+
+
+def test_scanned_blocks_equal_unrolled_blocks_with_the_same_weights():
+  """Forward (train and eval), running statistics and gradients of the scanned, rematerialised
+  model equal those of the unrolled one once its variables are stacked per stage (a stage of
+  one block has nothing to scan)."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(4, 8, 8, 3)).astype(np.float32))
+  labels = jnp.asarray([0, 1, 2, 3])
+  sizes = (2, 1, 3)
+  unrolled = Model("preact_resnet20", stage_sizes=sizes)
+  scanned = Model("preact_resnet20", stage_sizes=sizes, scan_blocks=True, remat="nothing_saveable")
+  variables = jax.device_get(strip_boxes(jax.jit(unrolled.init)(jax.random.key(1), x)))
+  params = jax.tree.map(lambda v: v + rng.normal(0, 0.1, v.shape).astype(np.float32), variables["params"])
+  stats = jax.tree.map(lambda v: rng.uniform(0.5, 1.5, v.shape).astype(np.float32),
+                       variables["batch_stats"])
+
+  def run(model, params, stats):
+    def loss(p):
+      logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True,
+                                mutable=["batch_stats"])
+      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new["batch_stats"]
+    (value, new_stats), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    return model.apply({"params": params, "batch_stats": stats}, x), value, new_stats, grads
+
+  expected = jax.jit(lambda p, s: run(unrolled, p, s))(params, stats)
+  got = jax.jit(lambda p, s: run(scanned, p, s))(stack_into_scanned(params, sizes),
+                                                 stack_into_scanned(stats, sizes))
+  np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-5)  # eval logits
+  np.testing.assert_allclose(got[1], expected[1], rtol=1e-5)              # training loss
+  chex.assert_trees_all_close(got[2], stack_into_scanned(expected[2], sizes), rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(got[3], stack_into_scanned(expected[3], sizes), rtol=1e-4, atol=1e-6)
 
 
 @pytest.fixture

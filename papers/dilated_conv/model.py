@@ -6,7 +6,9 @@
 removed, the convolutions after them are dilated by 2 (conv5) and 4 (fc6), so the output is at
 1/8 of the input resolution. `FrontEnd(FRONT_END_VGG16)` is the paper's network;
 `FRONT_END_SMALL` is the same structure (3 pools, conv4 undilated, conv5 dilated 2, fc6
-dilated 4, two 1x1 layers) with fewer and narrower layers, for a CPU.
+dilated 4, two 1x1 layers) with fewer and narrower layers, for a CPU; `FRONT_END_LOCAL` keeps
+only conv1-conv3 and the pools (a 30 x 30 pixel window per score, `front_end_receptive_field`),
+so that on large items the context module has context to add.
 
 `ContextModule`: 8 layers of 3x3 convolutions dilated 1, 1, 2, 4, 8, 16, 1 and a final 1x1
 (Table 1), ReLU after the first 7; "basic" keeps C channels, "large" widens to 2C, 2C, 4C, 8C,
@@ -50,16 +52,14 @@ def context_receptive_field() -> list[int]:
 
 
 def identity_kernel(kernel: int, c_in: int, c_out: int, classes: int, noise: float, rng):
-  """Eq. 5: k(t, a -> b) = C / c_out if t = 0 and floor(aC / c_in) = floor(bC / c_out), plus
-    N(0, noise^2) everywhere. With c_in = c_out = C and noise 0 it is eq. 4, the exact identity."""
+  """Eq. 5: k(t, a -> b) = C / c_out if t = 0 and floor(aC / c_in) = floor(bC / c_out), else
+    epsilon ~ N(0, noise^2). With c_in = c_out = C and noise 0 it is eq. 4, the exact identity."""
   a = np.arange(c_in)[:, None] * classes // c_in
   b = np.arange(c_out)[None, :] * classes // c_out
-  k = np.zeros((kernel, kernel, c_in, c_out), np.float32)
-  k[kernel // 2, kernel // 2] = np.where(a == b, classes / c_out, 0.0)
-  k = jnp.asarray(k)
-  if noise:
-    k = k + noise * jax.random.normal(rng, k.shape)
-  return k
+  identity = np.zeros((kernel, kernel, c_in, c_out), bool)
+  identity[kernel // 2, kernel // 2] = a == b
+  epsilon = noise * jax.random.normal(rng, identity.shape) if noise else jnp.zeros(identity.shape)
+  return jnp.where(identity, classes / c_out, epsilon)
 
 
 def conv(features, kernel, dilation, name, in_axis, out_axis, dtype, kernel_init=HE_INIT):
@@ -84,7 +84,23 @@ FRONT_END_SMALL = FrontEndSpec(blocks=((1, 16), (1, 32), (2, 64), (1, 64), (1, 6
                                fc_width=128, fc6_kernel=3)
 FRONT_END_TINY = FrontEndSpec(blocks=((1, 8), (1, 8), (1, 16), (1, 16), (1, 16)),
                               fc_width=16, fc6_kernel=3)
-FRONT_ENDS = {"vgg16": FRONT_END_VGG16, "small": FRONT_END_SMALL, "tiny": FRONT_END_TINY}
+# Conv1-conv3 and the three pools of `small`, no conv4/conv5, fc6 as a 1x1: class scores at
+# 1/8 from a 30 x 30 pixel window, so that labels of large items need context it cannot see.
+FRONT_END_LOCAL = FrontEndSpec(blocks=((1, 16), (1, 32), (2, 64), (0, 64), (0, 64)),
+                               fc_width=128, fc6_kernel=1)
+FRONT_ENDS = {"vgg16": FRONT_END_VGG16, "small": FRONT_END_SMALL, "tiny": FRONT_END_TINY,
+              "local": FRONT_END_LOCAL}
+
+
+def front_end_receptive_field(spec: FrontEndSpec) -> int:
+  """Side in input pixels of the window one output score of `FrontEnd(spec)` reads: each
+  k x k layer dilated d adds (k - 1) d steps of the current stride, each 2x2 pool one step."""
+  side, stride = 1, 1
+  for block, (convs, _) in enumerate(spec.blocks, start=1):
+    side += convs * 2 * (2 if block == 5 else 1) * stride
+    if block <= 3:
+      side, stride = side + stride, stride * 2
+  return side + (spec.fc6_kernel - 1) * 4 * stride
 
 
 class FrontEnd(nn.Module):

@@ -1,10 +1,12 @@
-"""The README's figures from finished copy-task runs (metrics.jsonl and the last checkpoint).
+"""The README's figures from finished runs (metrics.jsonl and, for copy, the last checkpoint).
 
-  python -m papers.ntm.figures --runs runs/ntm --out papers/ntm
+  python -m papers.ntm.figures --runs runs/ntm --out papers/ntm [--tasks copy,others]
 
-expects runs/ntm/copy-ntm_lstm, runs/ntm/copy-ntm_ff and runs/ntm/copy-lstm (launch.train
-workdirs of configs/ntm.py) and writes learning_curves.png, generalisation.png,
-copy_outputs.png, weightings_<net>.png, and prints the table rows the README quotes.
+copy: from runs/ntm/copy-ntm_lstm, copy-ntm_ff and copy-lstm (launch.train workdirs of
+configs/ntm.py), writes learning_curves.png, generalisation.png, copy_outputs.png,
+weightings_<net>.png. others: from the repeat copy, associative recall and priority sort runs
+present, writes learning_curves_tasks.png and generalisation_tasks.png. Both print the table
+rows the README quotes.
 """
 from __future__ import annotations
 
@@ -141,11 +143,96 @@ def weightings(variant, batch, outputs, lengths, out, length=20):
   fig.savefig(os.path.join(out, f"weightings_{variant.split('-')[1]}.png"), dpi=100)
 
 
+TASKS = {"repeat_copy": "Repeat copy (lengths 1-10, 1-10 repeats)",
+         "associative_recall": "Associative recall (2-6 items)",
+         "priority_sort": "Priority sort (20 inputs, 16 outputs)"}
+NET_NAMES = {"ntm_lstm": "NTM, LSTM controller", "ntm_ff": "NTM, feed-forward controller",
+             "lstm": "LSTM (3 layers)"}
+NET_COLOURS = {"ntm_lstm": "tab:blue", "ntm_ff": "tab:green", "lstm": "tab:red"}
+
+
+def task_runs(runs_dir):
+  """{task: {net: workdir}} for every non-copy run with an evaluation."""
+  found = {}
+  for task in TASKS:
+    for net in NET_NAMES:
+      workdir = os.path.join(runs_dir, f"{task}-{net}")
+      if os.path.isdir(workdir) and read_metrics(workdir, "eval"):
+        found.setdefault(task, {})[net] = workdir
+  return found
+
+
+def task_learning_curves(found, out):
+  """One panel per task: train cost (moving average) and held-out cost against sequences seen."""
+  fig, axes = plt.subplots(1, len(found), figsize=(4.6 * len(found), 3.8), squeeze=False)
+  for ax, (task, nets) in zip(axes[0], found.items()):
+    for net, workdir in nets.items():
+      batch = load_config(f"configs/ntm.py:{task}-{net}").batch_size
+      rows = read_metrics(workdir, "train")
+      ax.plot(np.array([r["step"] * batch for r in rows]) / 1000,
+              smooth(np.array([r["bits_per_sequence"] for r in rows])), color=NET_COLOURS[net],
+              lw=0.8, alpha=0.5)
+      evals = [r for r in read_metrics(workdir, "eval") if "bits_per_sequence" in r]
+      ax.plot(np.array([r["step"] * batch for r in evals]) / 1000,
+              [r["bits_per_sequence"] for r in evals], "o-", color=NET_COLOURS[net],
+              label=NET_NAMES[net] + " (held out)")
+    ax.set(xlabel="sequences seen (thousands)", ylabel="cost per sequence (bits)", title=TASKS[task],
+           ylim=(0, None))
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "learning_curves_tasks.png"), dpi=110)
+
+
+def task_generalisation(found, out):
+  """Repeat copy at (length, repeats) settings (Figure 8) and associative recall against the
+  number of items (Figure 11), from each run's last evaluation; returns the table rows."""
+  panels = [t for t in ("repeat_copy", "associative_recall") if t in found]
+  if not panels:
+    return []
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+  lines = []
+  for ax, task in zip(axes[0], panels):
+    for net, workdir in found[task].items():
+      config = load_config(f"configs/ntm.py:{task}-{net}")
+      row = read_metrics(workdir, "eval")[-1]
+      if task == "repeat_copy":
+        keys = [f"len{n}_rep{r}" for n, r in config.data.generalisation_repeats]
+        xs, labels = np.arange(len(keys)), [f"length {n}\n{r} repeats" for n, r in config.data.generalisation_repeats]
+      else:
+        keys = [f"items{n}" for n in config.data.generalisation_items]
+        xs = labels = list(config.data.generalisation_items)
+      costs = [row[f"bits_per_sequence_{k}"] for k in keys]
+      errors = [row[f"bit_errors_per_sequence_{k}"] for k in keys]
+      ax.plot(xs, costs, "o-", color=NET_COLOURS[net], label=NET_NAMES[net])
+      lines.append(f"| {TASKS[task]} | {NET_NAMES[net]} | {row['step']:,} | "
+                   + " | ".join(f"{k}: {c:.2f} / {e:.2f}" for k, c, e in zip(keys, costs, errors)) + " |")
+    if task == "repeat_copy":
+      ax.set_xticks(xs, labels, fontsize=8)
+      ax.set(title="Repeat copy: trained on length 1-10, 1-10 repeats", yscale="symlog")
+    else:
+      ax.axvline(6, color="grey", ls=":", lw=1)
+      ax.set(xlabel="number of items", title="Associative recall: trained on 2-6 items", ylim=(0, None))
+    ax.set(ylabel="cost per sequence (bits)")
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "generalisation_tasks.png"), dpi=110)
+  return lines
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--runs", default="runs/ntm")
   parser.add_argument("--out", default="papers/ntm")
+  parser.add_argument("--tasks", default="copy,others", help="copy, others, or both")
   args = parser.parse_args()
+  if "others" in args.tasks.split(","):
+    found = task_runs(args.runs)
+    if found:
+      task_learning_curves(found, args.out)
+      print("| task | network | updates | (bits / wrong bits) per sequence |")
+      print("\n".join(task_generalisation(found, args.out)))
+  if "copy" not in args.tasks.split(","):
+    return
   runs = {v: os.path.join(args.runs, v) for v in NETS if os.path.isdir(os.path.join(args.runs, v))}
   models = {v: restore(v, w) for v, w in runs.items()}
   learning_curves(runs, {v: m[2] for v, m in models.items()}, args.out)

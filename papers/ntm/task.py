@@ -220,6 +220,22 @@ class NTMTask(Task):
     return copy_batch(heldout_rng(self.config.seed, length), self.config.data.eval_batch_size,
                       length, length)
 
+  def generalisation_batches(self):
+    """Held-out batches outside the training distribution, keyed by metric suffix: copy, longer
+    sequences (Figures 4-5); repeat copy, longer sequences and more repeats (Figure 8);
+    associative recall, more items (Figure 11). Empty for priority sort."""
+    d, seed, size = self.config.data, self.config.seed, self.config.data.eval_batch_size
+    name = d.task
+    if name == "copy":
+      return {f"len{n}": self.generalisation_batch(n) for n in d.generalisation_lengths}
+    if name == "repeat_copy":
+      return {f"len{n}_rep{r}": repeat_copy_batch(heldout_rng(seed, n, r), size, n, n, r, r)
+              for n, r in d.generalisation_repeats}
+    if name == "associative_recall":
+      return {f"items{n}": associative_recall_batch(heldout_rng(seed, n), size, n, n)
+              for n in d.generalisation_items}
+    return {}
+
   @functools.cached_property
   def _sequence_metrics(self):
     """Jitted once (traced once per sequence length): mean bits and wrong bits of a batch."""
@@ -230,13 +246,11 @@ class NTMTask(Task):
     return jax.jit(metrics)
 
   def evaluate(self, variables, step):
-    """Copy only: cost on longer sequences than training saw (the paper's Figures 4-5)."""
+    """Cost and wrong bits on the generalisation batches (`bits_per_sequence_len120`, ...)."""
     del step
-    if self.config.data.task != "copy":
-      return {}
     out = {}
-    for length in self.config.data.generalisation_lengths:
-      bits, wrong = self._sequence_metrics(variables, self.generalisation_batch(length))
-      out[f"bits_per_sequence_len{length}"] = float(bits)
-      out[f"bit_errors_per_sequence_len{length}"] = float(wrong)
+    for suffix, batch in self.generalisation_batches().items():
+      bits, wrong = self._sequence_metrics(variables, batch)
+      out[f"bits_per_sequence_{suffix}"] = float(bits)
+      out[f"bit_errors_per_sequence_{suffix}"] = float(wrong)
     return out

@@ -15,8 +15,14 @@ RUNS = {
     # Reads the four runs above: training-error curves (PNG) and the two gaps.
     "degradation": Run(tier="cpu", commands=(("papers.resnet.plot", "--runs", "{workdir}/..",
                                               "--out", "{workdir}"),)),
+    # Pre-activation against the original block at the same depth (He 2016 Table 3).
+    "preact_resnet56": Run(_CPU.format("preact_resnet56"), tier="cpu"),
+    "preact_vs_original": Run(tier="cpu", commands=(("papers.resnet.compare", "--runs", "{workdir}/..",
+                                                     "--original", "resnet56", "--preact",
+                                                     "preact_resnet56", "--out", "{workdir}"),)),
     **{f"cifar10_{net}": Run(_PAPER.format(net), tier="pod")
-       for net in ("resnet20", "resnet56", "resnet110", "preact_resnet164", "preact_resnet1001")},
+       for net in ("resnet20", "resnet56", "resnet110", "preact_resnet110", "preact_resnet164",
+                   "preact_resnet1001")},
 }
 
 _PCT = "{:.2%}"
@@ -40,12 +46,22 @@ CLAIMS = (
     Claim(run="resnet56", metric="test_error", paper="6.97% (CIFAR-10)", source=_TABLE6,
           target=0.0697, better="lower", fmt=_PCT,
           what="ResNet-56, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
+    Claim(run="preact_resnet56", metric="test_error", paper="6.97% (CIFAR-10, original)",
+          source=_TABLE6, target=0.0697, better="lower", fmt=_PCT,
+          what="pre-activation ResNet-56, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
+    Claim(run="preact_vs_original", file="preact_vs_original.json", metric="test_gap",
+          paper="below 0 (110 layers: 6.37% - 6.61%)", source=_TABLE3, target=0.0, better="lower",
+          fmt=_PCT, what="same budget, 56 layers, one seed: test error of pre-activation minus "
+                         "original ResNet (binomial s.e. about 1.3 points)"),
     Claim(run="cifar10_resnet20", metric="test_error", paper="8.75%", source=_TABLE6, target=0.0875,
           better="lower", fmt=_PCT, what="ResNet-20, CIFAR-10, 64k iterations: test error"),
     Claim(run="cifar10_resnet56", metric="test_error", paper="6.97%", source=_TABLE6, target=0.0697,
           better="lower", fmt=_PCT, what="ResNet-56, CIFAR-10: test error"),
     Claim(run="cifar10_resnet110", metric="test_error", paper="6.43%", source=_TABLE6, target=0.0643,
           better="lower", fmt=_PCT, what="ResNet-110, CIFAR-10: test error"),
+    Claim(run="cifar10_preact_resnet110", metric="test_error", paper="6.37%", source=_TABLE3,
+          target=0.0637, better="lower", fmt=_PCT,
+          what="pre-activation ResNet-110 (basic blocks), CIFAR-10: test error"),
     Claim(run="cifar10_preact_resnet164", metric="test_error", paper="5.46%", source=_TABLE3,
           target=0.0546, better="lower", fmt=_PCT, what="pre-activation ResNet-164, CIFAR-10: test error"),
     Claim(run="cifar10_preact_resnet1001", metric="test_error", paper="4.92%", source=_TABLE3,

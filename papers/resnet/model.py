@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 # He et al. 2015: "We initialize the weights as in [13]" (He initialisation, fan-out as in
@@ -85,7 +86,7 @@ class Bottleneck(nn.Module):
     return nn.relu(y + _shortcut(self, x, 4 * self.features, train))
 
 
-def _shortcut(block, x, features: int, train: bool):
+def _shortcut(block, x, features: int, train: bool, project_bn: bool = True):
   if block.shortcut == "none":
     return 0.0
   if x.shape[-1] == features and block.strides == 1:
@@ -93,7 +94,27 @@ def _shortcut(block, x, features: int, train: bool):
   if block.shortcut == "A":
     return zero_pad_shortcut(x, features, block.strides)
   y = conv(features, 1, block.strides, "proj", block.dtype)(x)
-  return batch_norm(train, "proj_bn", block.dtype)(y)
+  return batch_norm(train, "proj_bn", block.dtype)(y) if project_bn else y
+
+
+class PreActBasicBlock(nn.Module):
+  """He 2016 full pre-activation (Fig. 4e) with two 3x3 convolutions: BN-relu-3x3 (stride),
+  BN-relu-3x3, added to the shortcut with nothing after the addition. Where the shape changes
+  the shortcut ("A" zero-pad or "B" projection) takes the pre-activated input, as the bottleneck."""
+  features: int
+  strides: int = 1
+  shortcut: str = "A"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    pre = nn.relu(batch_norm(train, "bn1", self.dtype)(x))
+    y = conv(self.features, 3, self.strides, "conv1", self.dtype)(pre)
+    y = nn.relu(batch_norm(train, "bn2", self.dtype)(y))
+    y = conv(self.features, 3, 1, "conv2", self.dtype)(y)
+    if x.shape[-1] == self.features and self.strides == 1:
+      return y + x
+    return y + _shortcut(self, pre, self.features, train, project_bn=False)
 
 
 class PreActBottleneck(nn.Module):
@@ -120,7 +141,32 @@ class PreActBottleneck(nn.Module):
     return y + shortcut
 
 
-BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "preact_bottleneck": PreActBottleneck}
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "preact_basic": PreActBasicBlock,
+          "preact_bottleneck": PreActBottleneck}
+
+
+class RepeatedBlock(nn.Module):
+  """One shape-preserving block as a scan body: (carry, _) -> (carry, None)."""
+  block: str
+  features: int
+  shortcut: str
+  dtype: jnp.dtype
+  train: bool
+
+  @nn.compact
+  def __call__(self, x, _):
+    return BLOCKS[self.block](self.features, 1, self.shortcut, self.dtype, name="block")(x, self.train), None
+
+
+def scanned_blocks(count: int, remat: str):
+  """`count` identical blocks as one nn.scan (their variables stacked on a leading "layers" axis),
+  so XLA compiles the block once however deep the stage; `remat` names a jax.checkpoint_policies
+  policy under which each block is rematerialised in the backward pass ("" = none)."""
+  body = RepeatedBlock
+  if remat:
+    body = nn.remat(body, prevent_cse=False, policy=getattr(jax.checkpoint_policies, remat))
+  return nn.scan(body, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True},
+                 length=count, metadata_params={nn.PARTITION_NAME: "layers"})
 
 
 class ResNet(nn.Module):
@@ -136,11 +182,15 @@ class ResNet(nn.Module):
   stem_width: int = 16
   num_classes: int = 10
   dtype: jnp.dtype = jnp.float32
+  # Blocks 2..n of each stage under one nn.scan ("stage{s}_blocks", variables stacked) instead
+  # of n - 1 modules "stage{s}_block{b}": the same function, a compile time flat in depth.
+  scan_blocks: bool = False
+  remat: str = ""               # with scan_blocks: a jax.checkpoint_policies name, "" = no remat
 
   @nn.compact
   def __call__(self, images, train: bool = False):
     x = images.astype(self.dtype)
-    preact = self.block == "preact_bottleneck"
+    preact = self.block.startswith("preact")
     if self.stem == "imagenet":
       x = conv(self.stem_width, 7, 2, "stem", self.dtype, in_axis=None)(x)
     else:
@@ -150,10 +200,17 @@ class ResNet(nn.Module):
     if self.stem == "imagenet":
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     block = BLOCKS[self.block]
+    if self.remat and not self.scan_blocks:
+      raise ValueError("remat applies to scanned blocks: set scan_blocks=True as well")
     for s, (size, width) in enumerate(zip(self.stage_sizes, self.widths)):
-      for b in range(size):
-        strides = 2 if s > 0 and b == 0 else 1
-        x = block(width, strides, self.shortcut, self.dtype, name=f"stage{s + 1}_block{b + 1}")(x, train)
+      # The first block of a stage may change the shape; the others keep it.
+      x = block(width, 2 if s > 0 else 1, self.shortcut, self.dtype, name=f"stage{s + 1}_block1")(x, train)
+      if self.scan_blocks and size > 1:
+        x, _ = scanned_blocks(size - 1, self.remat)(self.block, width, self.shortcut, self.dtype, train,
+                                                     name=f"stage{s + 1}_blocks")(x, None)
+        continue
+      for b in range(1, size):
+        x = block(width, 1, self.shortcut, self.dtype, name=f"stage{s + 1}_block{b + 1}")(x, train)
     if preact:
       x = nn.relu(batch_norm(train, "final_bn", self.dtype)(x))
     x = x.mean(axis=(1, 2))
@@ -173,6 +230,12 @@ def _imagenet(sizes, block: str, shortcut: str = "B") -> dict:
               stem="imagenet", stem_width=64)
 
 
+def _preact_basic_cifar(n: int) -> dict:
+  """The v1 CIFAR net of 6n+2 layers with its blocks pre-activated and nothing else changed
+  (option-A shortcuts): the original-vs-pre-activation comparison of He 2016 Table 3 (ResNet-110)."""
+  return dict(_cifar(n), block="preact_basic")
+
+
 def _preact_cifar(n: int) -> dict:
   return dict(stage_sizes=(n, n, n), widths=(16, 32, 64), block="preact_bottleneck", shortcut="B",
               stem="cifar", stem_width=16)
@@ -183,6 +246,7 @@ def _preact_cifar(n: int) -> dict:
 VARIANTS = {
     **{f"resnet{6 * n + 2}": _cifar(n) for n in (1, 3, 5, 7, 9, 18)},
     **{f"plain{6 * n + 2}": _cifar(n, "none") for n in (1, 3, 5, 7, 9, 18)},
+    **{f"preact_resnet{6 * n + 2}": _preact_basic_cifar(n) for n in (1, 3, 5, 7, 9, 18)},
     "resnet18": _imagenet((2, 2, 2, 2), "basic"),
     "resnet34": _imagenet((3, 4, 6, 3), "basic"),
     "resnet50": _imagenet((3, 4, 6, 3), "bottleneck"),
@@ -205,5 +269,5 @@ def Model(variant: str = "resnet56", **kwargs) -> ResNet:  # pylint: disable=inv
 def num_weight_layers(variant: str) -> int:
   """Convolutions and the classifier on the main path (the depth the papers name a net by)."""
   v = VARIANTS[variant]
-  per_block = {"basic": 2, "bottleneck": 3, "preact_bottleneck": 3}[v["block"]]
+  per_block = {"basic": 2, "bottleneck": 3, "preact_basic": 2, "preact_bottleneck": 3}[v["block"]]
   return 1 + per_block * sum(v["stage_sizes"]) + 1

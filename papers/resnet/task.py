@@ -38,7 +38,9 @@ class ImageClassificationTask(Task):
                         f"(so an eval batch splits over up to 8 devices)")
     self.shape = image_data.IMAGE_SHAPE[d.name]
     self.model = resnet_model.Model(config.model.variant,
-                                    num_classes=image_data.NUM_CLASSES[d.name], dtype=self.dtype)
+                                    num_classes=image_data.NUM_CLASSES[d.name], dtype=self.dtype,
+                                    scan_blocks=bool(config.model.get("scan_blocks", False)),
+                                    remat=config.model.get("remat", ""))
 
   @functools.cached_property
   def _splits(self):
