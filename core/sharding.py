@@ -77,6 +77,25 @@ def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None, num_slic
   return Mesh(grid, MESH_AXES, axis_types=auto)
 
 
+def gradient_hazard(mesh: Mesh) -> str | None:
+  """A warning for meshes whose gradients XLA's SPMD partitioner can get wrong, else None.
+
+  With data, fsdp and tensor all above 1 (the batch over data x fsdp, kernels over
+  fsdp x tensor), several of the papers' configs compute a different first-step gradient than
+  on one device, with the same loss (jax 0.10.2; `python -m launch.check_sharding`,
+  tests/test_xla_sharding_bug.py; cf. openxla/xla#40034). Meshes with at most two of these
+  axes above 1 agree; folding `data` into `fsdp` shards the batch the same way.
+  """
+  shape = dict(mesh.shape)
+  if all(shape.get(axis, 1) > 1 for axis in ("data", "fsdp", "tensor")):
+    return (f"warning: mesh {shape} shards data, fsdp and tensor at once, where XLA's partitioner "
+            f"has computed wrong gradients for some models; check this config with "
+            f"`python -m launch.check_sharding --configs <config> --mesh data=...,fsdp=...,tensor=...` "
+            f"or fold data into fsdp (--config.mesh.data=1 --config.mesh.fsdp="
+            f"{shape['data'] * shape['fsdp']})")
+  return None
+
+
 def logical_rules(config) -> tuple[tuple[str, object], ...]:
   rules = []
   for rule in config.sharding.rules:

@@ -378,6 +378,9 @@ def train(config, workdir: str) -> dict:
     num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(trainer.abstract_state().params))
     _log(f"{config.task}: {num_params:,} parameters, mesh {dict(trainer.mesh.shape)}, "
          f"{jax.device_count()} devices, {jax.process_count()} processes")
+    hazard = sharding_lib.gradient_hazard(trainer.mesh)
+    if hazard:
+      _log(hazard)
 
     step_fn = trainer.compile_train_step()
     peak, peak_source = hardware.peak_flops(jax.devices()[0], float(config.peak_flops))

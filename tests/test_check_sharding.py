@@ -57,3 +57,15 @@ def test_a_bad_mesh_flag_is_a_one_line_error():
     check_sharding.parse_mesh("data:2")
   with pytest.raises(SystemExit, match="needs 16 devices"):
     check_sharding.main(["--mesh", "data=4,fsdp=4"])
+
+
+def test_meshes_that_shard_data_fsdp_and_tensor_at_once_are_flagged():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
+  from core.sharding import gradient_hazard  # pylint: disable=g-import-not-at-top
+
+  def mesh(*shape):
+    return Mesh(np.array(jax.devices()[:8]).reshape(shape), ("data", "fsdp", "tensor"))
+  warning = gradient_hazard(mesh(2, 2, 2))
+  assert "launch.check_sharding" in warning and "--config.mesh.data=1 --config.mesh.fsdp=4" in warning
+  assert gradient_hazard(mesh(1, 4, 2)) is None and gradient_hazard(mesh(2, 4, 1)) is None
