@@ -36,6 +36,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = "constant"  # constant | cosine | linear | noam | warmup_cosine
   c.optimizer.warmup_steps = 0
+  c.optimizer.warmup_learning_rate = 0.0  # step_decay: this constant rate while warming up (0 = a ramp)
   c.optimizer.decay_steps = 0        # 0 = total_steps
   c.optimizer.noam_d_model = 512     # Noam: lr * d^-0.5 * min(s^-0.5, s * w^-1.5)
   c.optimizer.b1 = 0.9

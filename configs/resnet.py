@@ -5,12 +5,26 @@ Variants (after ':'):
               images with the paper's augmentation, batch 32, 800 steps, SGD momentum 0.9,
               weight decay 1e-4, lr 0.025 (the paper's 0.1 per 128 images) divided by 10 at
               50% and 75% of the steps (the paper's 32k / 48k of 64k)
-  resnet56, plain20, plain56, resnet32, resnet44, resnet110, plain32, ..., preact_resnet164
+  resnet56, plain20, plain56, resnet32, resnet44, resnet110, plain32, ..., preact_resnet56,
+  preact_resnet110, preact_resnet164
               the same run with another network of papers/resnet/model.py VARIANTS
-  cifar10_resnet20, cifar10_resnet56, cifar10_resnet110, cifar10_preact_resnet164,
-  cifar10_preact_resnet1001, cifar10_plain20, cifar10_plain56, ...
+              (preact_resnet<6n+2>: the v1 CIFAR net with pre-activated blocks, He 2016 Fig. 4e)
+  cifar10_resnet20, cifar10_resnet56, cifar10_resnet110, cifar10_preact_resnet110,
+  cifar10_preact_resnet164, cifar10_preact_resnet1001, cifar10_plain20, cifar10_plain56, ...
               paper scale: CIFAR-10 (TFDS, needs internet), batch 128, 64,000 iterations,
-              lr 0.1 divided by 10 at 32k and 48k (He 2015 section 4.2, He 2016 section 5)
+              lr 0.1 divided by 10 at 32k and 48k (He 2015 section 4.2, He 2016 section 5).
+              ResNet-110 and -1001 (plain, v1 and pre-activation) warm up at lr 0.01 for the
+              first 400 iterations, then 0.1 (He 2015 section 4.2: until training error is below
+              80%, about 400 iterations; He 2016 the same for 1001 layers).
+
+Options: --config.model.scan_blocks=True (any variant) runs blocks 2..n of each stage under one
+nn.scan, the same network compiled once per stage; --config.model.remat=nothing_saveable also
+recomputes each scanned block in the backward pass (needs scan_blocks). Measured 2026-11-27 on
+a 2-core CPU (shared), papers/resnet/README.md: one training step of preact_resnet1001 (batch 8)
+compiles in 13 CPU-s scanned, unrolled not in 5.2 CPU-min (20 min wall); for a v5p-8
+(launch.compile) scanned in 232 s, unrolled not in 40 min. But the scanned step ran 6-9x slower
+on CPU (preact_resnet164, batch 8) and XLA's estimate of its HBM traffic on v5p is 13x the
+unrolled one's, so scanning is off by default: use it to compile-check the deepest nets.
 
 Commands (2-core CPU, one at a time; the degradation experiment of He 2015 Fig. 1 / 6):
   python -m launch.train --config configs/resnet.py:plain20 --workdir runs/resnet/plain20
@@ -18,16 +32,24 @@ Commands (2-core CPU, one at a time; the degradation experiment of He 2015 Fig. 
   python -m launch.train --config configs/resnet.py:resnet20 --workdir runs/resnet/resnet20
   python -m launch.train --config configs/resnet.py:resnet56 --workdir runs/resnet/resnet56
   (or all four: python -m launch.reproduce --items resnet --tier cpu)
+Pre-activation against the original at 56 layers (He 2016 Table 3), after resnet56:
+  python -m launch.train --config configs/resnet.py:preact_resnet56 --workdir runs/resnet/preact_resnet56
+  python -m papers.resnet.compare --runs runs/resnet --original resnet56 --preact preact_resnet56
 
 Expected result: train_error of plain56 above plain20 and of resnet56 at or below resnet20; the
-measured figures are in papers/resnet/README.md. The paper (CIFAR-10 test error, He 2015
-Table 6): ResNet-20 8.75%, -56 6.97%, -110 6.43%; He 2016 Table 3: pre-act ResNet-164 5.46%,
--1001 4.92%.
+measured figures are in papers/resnet/README.md. Pre-activation vs original, 56 layers,
+seed 0 (measured 2026-11-27, 2-core CPU (shared), about 8 CPU-min each): test error 19.60% vs
+20.00%, -0.40 points, the paper's direction but within one seed's noise (binomial s.e. 1.26
+points). The paper (CIFAR-10 test error, He 2015 Table 6): ResNet-20 8.75%, -56 6.97%, -110
+6.43%; He 2016 Table 3: ResNet-110 original 6.61% vs pre-act 6.37%, ResNet-164 5.93% vs 5.46%,
+pre-act ResNet-1001 4.92%.
 """
 from configs.common import base_config
 from papers.resnet.model import VARIANTS as NETWORKS
 
 PAPER_PREFIX = "cifar10_"
+# The depths the papers warm up at lr 0.01 for 400 iterations before 0.1.
+WARMED_UP = ("resnet110", "plain110", "preact_resnet110", "preact_resnet1001")
 # The named runs (`launch.train --list`); get_config accepts every network of
 # papers/resnet/model.py VARIANTS, with or without the cifar10_ prefix.
 VARIANTS = ("resnet20", "resnet56", "plain20", "plain56", "resnet32", "resnet44", "resnet110",
@@ -77,6 +99,9 @@ def get_config(arg=None):
     c.log_every = 200
     c.eval_every = 4_000
     c.checkpoint_every = 4_000
+    if network in WARMED_UP:
+      c.optimizer.warmup_steps = 400
+      c.optimizer.warmup_learning_rate = 0.01
   else:
     # Sized for 2 shared CPU cores: a 56-layer step of 32 images takes about 1.3 s. The
     # learning rate is the paper's per image: 0.1 for 128 images, 0.025 for 32.

@@ -258,8 +258,26 @@ def test_paper_variants_use_the_papers_optimiser_and_schedule():
   assert (config.optimizer.name, config.optimizer.momentum, config.optimizer.weight_decay) == (
       "momentum", 0.9, 1e-4)
   _, schedule = make_optimizer(config)
-  lrs = [float(schedule(s)) for s in (0, 31_999, 32_000, 47_999, 48_000, 63_999)]
-  np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+  # He 2015 section 4.2: 0.01 for the first 400 iterations of ResNet-110, then 0.1 / 10 / 100.
+  steps = (0, 399, 400, 31_999, 32_000, 47_999, 48_000, 63_999)
+  np.testing.assert_allclose([float(schedule(s)) for s in steps],
+                             [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+  _, schedule = make_optimizer(get_config("cifar10_resnet56"))  # no warm-up below 110 layers
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, 399, 400, 32_000)],
+                             [0.1, 0.1, 0.1, 0.01], rtol=1e-6)
+  # Without a constant rate, the warm-up is a linear ramp from 0.
+  config = get_config("cifar10_resnet56")
+  config.optimizer.warmup_steps = 10
+  _, schedule = make_optimizer(config)
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, 5, 10)], [0.0, 0.05, 0.1], rtol=1e-6)
+
+
+def test_config_switches_the_task_model_to_scanned_blocks(random_images):
+  config = get_config("preact_resnet56")
+  assert not ImageClassificationTask(config).model.scan_blocks
+  config.model.scan_blocks, config.model.remat = True, "nothing_saveable"
+  model = ImageClassificationTask(config).model
+  assert model.scan_blocks and model.remat == "nothing_saveable"
 
 
 def test_training_on_mesh_data4_fsdp2_equals_one_device_with_global_batch_statistics(random_images):
