@@ -176,8 +176,8 @@ def task_learning_curves(found, out):
       ax.plot(np.array([r["step"] * batch for r in evals]) / 1000,
               [r["bits_per_sequence"] for r in evals], "o-", color=NET_COLOURS[net],
               label=NET_NAMES[net] + " (held out)")
-    ax.set(xlabel="sequences seen (thousands)", ylabel="cost per sequence (bits)", title=TASKS[task],
-           ylim=(0, None))
+    ax.set(xlabel="sequences seen (thousands)", ylabel="cost per sequence (bits)", title=TASKS[task])
+    ax.set_ylim(0, 1.08 * ax.get_ylim()[1])
     ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(os.path.join(out, "learning_curves_tasks.png"), dpi=110)
@@ -203,12 +203,13 @@ def task_generalisation(found, out):
         xs = labels = list(config.data.generalisation_items)
       costs = [row[f"bits_per_sequence_{k}"] for k in keys]
       errors = [row[f"bit_errors_per_sequence_{k}"] for k in keys]
-      ax.plot(xs, costs, "o-", color=NET_COLOURS[net], label=NET_NAMES[net])
+      ax.plot(xs, costs, "o-", color=NET_COLOURS[net], label=f"{NET_NAMES[net]}, {row['step']:,} updates")
       lines.append(f"| {TASKS[task]} | {NET_NAMES[net]} | {row['step']:,} | "
                    + " | ".join(f"{k}: {c:.2f} / {e:.2f}" for k, c, e in zip(keys, costs, errors)) + " |")
     if task == "repeat_copy":
       ax.set_xticks(xs, labels, fontsize=8)
       ax.set(title="Repeat copy: trained on length 1-10, 1-10 repeats", yscale="symlog")
+      ax.set_ylim(bottom=0)
     else:
       ax.axvline(6, color="grey", ls=":", lw=1)
       ax.set(xlabel="number of items", title="Associative recall: trained on 2-6 items", ylim=(0, None))
