@@ -17,7 +17,7 @@ bit_errors_per_sequence_len{10,20,30,50,120}). Other tasks (measured on the same
 with --config.total_steps=N; see the README):
   repeat_copy-ntm_lstm, N=7000: 1.80 bits (chance ~242; on the chance plateau until ~3,000);
   repeat_copy-lstm, N=250: 273.1 bits (about 1.2 CPU-s an update)
-  associative_recall-ntm_lstm, N=8000: 10.25 bits (chance 18); associative_recall-lstm, N=3000: 16.4
+  associative_recall-ntm_lstm, N=30000: 8.47 bits (chance 18); associative_recall-lstm, N=3000: 16.4
   priority_sort-ntm_ff, N=1000: 128.3 bits, chance (16 x 8 bits): far too short a run
 Repeat copy and associative recall also report cost beyond the training range (eval
 bits_per_sequence_len10_rep20, ..._items12, ...). `-paper` is the paper's schedule: one sequence
