@@ -109,6 +109,15 @@ def read_metrics(workdir, split: str | None = None) -> list[dict]:
   return [r for r in rows if split is None or r["split"] == split]
 
 
+def eval_rows_or_exit(workdir, train_command: str) -> list[dict]:
+  """A run's eval rows for a figure or a comparison; exits with a one-line error that says
+  which command trains the run when it has none."""
+  rows = read_metrics(workdir, "eval")
+  if not rows:
+    raise SystemExit(f"error: no eval rows in {workdir}/metrics.jsonl; train it first ({train_command})")
+  return rows
+
+
 def format_duration(seconds: float) -> str:
   if not math.isfinite(seconds):
     return "?"

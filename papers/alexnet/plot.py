@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from core.metrics import read_metrics
+from core.metrics import eval_rows_or_exit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 THRESHOLD = 0.25  # Figure 1: "reaches a 25% training error rate"
@@ -59,10 +59,7 @@ def figure1(runs_dir: str, out: str, png: str) -> dict:
   curves = {}
   for unit, name in RUNS.items():
     path = os.path.join(runs_dir, name)
-    rows = read_metrics(path, "eval") if os.path.exists(os.path.join(path, "metrics.jsonl")) else []
-    if not rows:
-      raise SystemExit(f"error: no eval rows in {path}/metrics.jsonl; train it first "
-                       f"(python -m launch.train --config configs/alexnet.py:{name} --workdir {path})")
+    rows = eval_rows_or_exit(path, f"python -m launch.train --config configs/alexnet.py:{name} --workdir {path}")
     curves[unit] = rows
   summary = {f"{unit}_steps_to_25": steps_to(rows) for unit, rows in curves.items()}
   relu, tanh = summary["relu_steps_to_25"], summary["tanh_steps_to_25"]
@@ -102,10 +99,7 @@ def ablations(runs_dir: str, out: str) -> dict:
   final = {}
   for name in ABLATIONS:
     path = os.path.join(runs_dir, name)
-    rows = read_metrics(path, "eval") if os.path.exists(os.path.join(path, "metrics.jsonl")) else []
-    if not rows:
-      raise SystemExit(f"error: no eval rows in {path}/metrics.jsonl; train it first "
-                       f"(python -m launch.train --config configs/alexnet.py:{name} --workdir {path})")
+    rows = eval_rows_or_exit(path, f"python -m launch.train --config configs/alexnet.py:{name} --workdir {path}")
     final[name] = {k: rows[-1][k] for k in ("step", "test_error", "train_error")}
   base = final["fashion"]["test_error"]
   # Two independent test errors near p on n images: the difference has sd sqrt(2 p (1 - p) / n).

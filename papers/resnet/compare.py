@@ -18,18 +18,14 @@ import math
 import os
 import sys
 
-from core.metrics import read_metrics
+from core.metrics import eval_rows_or_exit
 
 
 def last_common_eval(runs_dir: str, names: tuple[str, str]) -> dict[str, dict]:
   rows = {}
   for name in names:
     path = os.path.join(runs_dir, name)
-    found = read_metrics(path, "eval") if os.path.exists(os.path.join(path, "metrics.jsonl")) else []
-    if not found:
-      raise SystemExit(f"error: no eval rows in {path}/metrics.jsonl; train it first "
-                       f"(python -m launch.reproduce --items resnet --tier cpu --only {name})")
-    rows[name] = found
+    rows[name] = eval_rows_or_exit(path, f"python -m launch.reproduce --items resnet --tier cpu --only {name}")
   step = min(r[-1]["step"] for r in rows.values())
   return {name: next(r for r in found if r["step"] == step) for name, found in rows.items()}
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from core.metrics import read_metrics
+from core.metrics import eval_rows_or_exit
 
 RUNS = ("plain20", "plain56", "resnet20", "resnet56")
 DEFAULT_PNG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "degradation.png")
@@ -26,11 +26,7 @@ def curves(runs_dir: str) -> dict[str, list[dict]]:
   out = {}
   for name in RUNS:
     path = os.path.join(runs_dir, name)
-    rows = read_metrics(path, "eval") if os.path.exists(os.path.join(path, "metrics.jsonl")) else []
-    if not rows:
-      raise SystemExit(f"error: no eval rows in {path}/metrics.jsonl; train it first "
-                       f"(python -m launch.reproduce --items resnet --tier cpu)")
-    out[name] = rows
+    out[name] = eval_rows_or_exit(path, "python -m launch.reproduce --items resnet --tier cpu")
   return out
 
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from core.metrics import read_metrics
+from core.metrics import eval_rows_or_exit
 
 RUNS = ("fashion_af", "fashion_gaussian")
 
@@ -24,10 +24,7 @@ def main(argv=None):
   last = {}
   for name in RUNS:
     path = os.path.join(args.runs, name)
-    rows = read_metrics(path, "eval") if os.path.exists(os.path.join(path, "metrics.jsonl")) else []
-    if not rows:
-      raise SystemExit(f"error: no eval rows in {path}/metrics.jsonl; train it first "
-                       f"(python -m launch.reproduce --items vlae --tier cpu)")
+    rows = eval_rows_or_exit(path, "python -m launch.reproduce --items vlae --tier cpu")
     last[name] = {k: rows[-1][k] for k in ("step", "nll", "neg_elbo", "kl", "recon")}
   summary = {**last, "nll_gap": last["fashion_gaussian"]["nll"] - last["fashion_af"]["nll"]}
   os.makedirs(args.out, exist_ok=True)
