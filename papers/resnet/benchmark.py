@@ -78,6 +78,7 @@ def jax_side(size: int, steps: int, warmup: int) -> dict:
   import optax  # pylint: disable=g-import-not-at-top
   from core.train import strip_boxes  # pylint: disable=g-import-not-at-top
   from papers.resnet import Model  # pylint: disable=g-import-not-at-top
+  from papers.resnet.compile_time import train_step_fn  # pylint: disable=g-import-not-at-top
 
   model = Model("resnet20", num_classes=10)
   images, labels = map(jnp.asarray, batch(size))
@@ -86,19 +87,11 @@ def jax_side(size: int, steps: int, warmup: int) -> dict:
   state = {"params": variables["params"], "stats": variables["batch_stats"],
            "opt": optimizer.init(variables["params"])}
 
-  @jax.jit
-  def train_step(params, stats, opt_state):
-    def loss_fn(p):
-      logits, updates = model.apply({"params": p, "batch_stats": stats}, images, train=True,
-                                    mutable=["batch_stats"])
-      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), updates
-    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    deltas, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, deltas), updates["batch_stats"], opt_state, loss
+  train_step = jax.jit(train_step_fn(model, optimizer))
 
   def step():
     state["params"], state["stats"], state["opt"], loss = train_step(
-        state["params"], state["stats"], state["opt"])
+        state["params"], state["stats"], state["opt"], images, labels)
     return loss
 
   result = harness.time_steps(step, lambda r: r.block_until_ready(), steps, warmup)
