@@ -18,7 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
   # logical axis -> mesh axes; models only name the logical axes.
   c.sharding = ml_collections.ConfigDict()
   c.sharding.rules = (
-      ("batch", ("data", "fsdp")),
+      ("batch", ("fsdp", "data")),
       ("embed", "fsdp"),
       ("act_embed", None),      # activations' model dimension: replicated between layers
       ("mlp", "tensor"),

@@ -6,7 +6,10 @@ Two kinds of training data (core.task):
   shuffle, seeded by config.seed), global batch k is stream elements [kB, (k+1)B), and
   a process reads only its own rows of it;
 - a task's `train_batch(step)`, the generated global batch of a step: a process keeps
-  its rows (`process_rows`, the one place that slices a batch between processes).
+  its rows.
+A process's rows are those its devices hold under the batch sharding
+(`core.sharding.process_batch_rows`; `process_rows` for an even split in tests), so the
+assembled global batch is the same, row for row, whatever the mesh and process count.
 
 Either way the per-step batches come out of a grain dataset indexed by step, read
 ahead on host threads (`ReadOptions`) while the accelerator runs the previous step;
@@ -48,7 +51,7 @@ def process_rows(num_rows: int, process_index: int, process_count: int) -> slice
   return slice(process_index * n, (process_index + 1) * n)
 
 
-def take_rows(batch: Mapping[str, np.ndarray], rows: slice) -> dict[str, np.ndarray]:
+def take_rows(batch: Mapping[str, np.ndarray], rows: slice | np.ndarray) -> dict[str, np.ndarray]:
   return {name: np.asarray(x)[rows] for name, x in batch.items()}
 
 
@@ -63,17 +66,16 @@ def shuffled_stream(source, seed: int) -> grain.MapDataset:
   return grain.MapDataset.source(source).shuffle(seed=seed % 2**32)
 
 
-def step_batches(task: Task, global_batch: int, process_index: int = 0,
-                 process_count: int = 1) -> grain.MapDataset:
-  """A grain dataset whose element k is this process's rows of the global batch of step k."""
-  rows = process_rows(global_batch, process_index, process_count)
+def step_batches(task: Task, global_batch: int, rows: slice | np.ndarray = slice(None)) -> grain.MapDataset:
+  """A grain dataset whose element k is rows `rows` (default: all) of the global batch of step k."""
+  rows = np.arange(global_batch)[rows]
   source = task.train_examples()
   if source is not None:
     stream = shuffled_stream(source, task.config.seed)
 
     def read(step: int):
       first = step * global_batch
-      return stack([stream[first + i] for i in range(rows.start, rows.stop)])
+      return stack([stream[first + int(i)] for i in rows])
   else:
     def read(step: int):
       return take_rows(task.train_batch(step), rows)
@@ -82,8 +84,8 @@ def step_batches(task: Task, global_batch: int, process_index: int = 0,
 
 def local_batch(task: Task, step: int, global_batch: int, process_index: int = 0,
                 process_count: int = 1) -> dict[str, np.ndarray]:
-  """This process's rows of the batch of `step` (no prefetch: tests and one-off reads)."""
-  return step_batches(task, global_batch, process_index, process_count)[step]
+  """Process `process_index`'s even share of the batch of `step` (no prefetch: tests and one-off reads)."""
+  return step_batches(task, global_batch, process_rows(global_batch, process_index, process_count))[step]
 
 
 class Prefetcher:

@@ -77,22 +77,24 @@ def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None, num_slic
   return Mesh(grid, MESH_AXES, axis_types=auto)
 
 
-def gradient_hazard(mesh: Mesh) -> str | None:
-  """A warning for meshes whose gradients XLA's SPMD partitioner can get wrong, else None.
+def gradient_hazard(mesh: Mesh, rules) -> str | None:
+  """A warning for a mesh and batch layout whose gradients XLA's SPMD partitioner gets wrong.
 
-  With data, fsdp and tensor all above 1 (the batch over data x fsdp, kernels over
-  fsdp x tensor), several of the papers' configs compute a different first-step gradient than
-  on one device, with the same loss (jax 0.10.2; `python -m launch.check_sharding`,
-  tests/test_xla_sharding_bug.py; cf. openxla/xla#40034). Meshes with at most two of these
-  axes above 1 agree; folding `data` into `fsdp` shards the batch the same way.
+  With data, fsdp and tensor all above 1, kernels over fsdp x tensor and the batch over
+  ("data", "fsdp"), several of the papers' configs compute a different first-step gradient
+  than on one device, with the same loss (jax 0.10.2; tests/test_xla_sharding_bug.py: the
+  compiled backward pass exchanges two batch shards; cf. openxla/xla#40034). The default
+  rules shard the batch over ("fsdp", "data"), which every config computes right
+  (`python -m launch.check_sharding`); this flags rules that put data first again.
   """
   shape = dict(mesh.shape)
-  if all(shape.get(axis, 1) > 1 for axis in ("data", "fsdp", "tensor")):
-    return (f"warning: mesh {shape} shards data, fsdp and tensor at once, where XLA's partitioner "
-            f"has computed wrong gradients for some models; check this config with "
-            f"`python -m launch.check_sharding --configs <config> --mesh data=...,fsdp=...,tensor=...` "
-            f"or fold data into fsdp (--config.mesh.data=1 --config.mesh.fsdp="
-            f"{shape['data'] * shape['fsdp']})")
+  spec = batch_spec(rules, 1)[0]
+  axes = [a for a in (spec if isinstance(spec, tuple) else (spec,)) if shape.get(a, 1) > 1]
+  if all(shape.get(axis, 1) > 1 for axis in ("data", "fsdp", "tensor")) and axes[:2] == ["data", "fsdp"]:
+    return (f"warning: mesh {shape} with the batch over ('data', 'fsdp') and kernels over tensor: "
+            f"XLA's partitioner has computed wrong gradients for this layout; shard the batch over "
+            f"('fsdp', 'data') in config.sharding.rules (the default), or check this config with "
+            f"`python -m launch.check_sharding --configs <config> --mesh data=...,fsdp=...,tensor=...`")
   return None
 
 
@@ -149,6 +151,18 @@ def batch_spec(rules, ndim: int) -> P:
 
 def batch_shardings(batch, mesh: Mesh, rules):
   return jax.tree.map(lambda x: NamedSharding(mesh, batch_spec(rules, np.ndim(x))), batch)
+
+
+def process_batch_rows(sharding: jax.sharding.Sharding, num_rows: int) -> np.ndarray:
+  """The rows of a global batch that this process's devices hold, in the order
+  `jax.make_array_from_process_local_data` places a process's local rows (ascending).
+
+  With the batch over ("fsdp", "data") and `data` across processes, a process's rows are
+  not one contiguous block: reading exactly these keeps the global batch in order."""
+  shards = sharding.addressable_devices_indices_map((num_rows,)).values()
+  spans = sorted({(index[0].start or 0, num_rows if index[0].stop is None else index[0].stop)
+                  for index in shards})
+  return np.concatenate([np.arange(start, stop) for start, stop in spans])
 
 
 def batch_axis_size(mesh: Mesh, rules) -> int:

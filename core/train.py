@@ -219,16 +219,21 @@ class Trainer:
   def step_batches(self):
     """This process's batches, indexed by step (a grain MapDataset)."""
     if self._batches is None:
-      self._batches = data_lib.step_batches(self.task, self.config.batch_size, jax.process_index(),
-                                            jax.process_count())
+      self._batches = data_lib.step_batches(self.task, self.config.batch_size, self.process_rows)
     return self._batches
+
+  @property
+  def process_rows(self) -> np.ndarray:
+    """The rows of each global batch this process reads: those its devices hold."""
+    sharding = jax.tree.leaves(self.batch_sharding)[0]
+    return sharding_lib.process_batch_rows(sharding, self.config.batch_size)
 
   def assemble(self, local):
     """This process's rows of a step's batch, assembled into global arrays."""
     if set(local) != set(self.batch_shape):
       raise ConfigError(f"{type(self.task).__name__} produced a batch with keys {sorted(local)}; "
                         f"its batch_spec has {sorted(self.batch_shape)}")
-    rows = self.config.batch_size // jax.process_count()
+    rows = len(self.process_rows)
     for name, x in local.items():
       want = self.batch_shape[name]
       if x.shape[1:] != want.shape[1:] or x.shape[0] != rows or x.dtype != want.dtype:
@@ -378,7 +383,7 @@ def train(config, workdir: str) -> dict:
     num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(trainer.abstract_state().params))
     _log(f"{config.task}: {num_params:,} parameters, mesh {dict(trainer.mesh.shape)}, "
          f"{jax.device_count()} devices, {jax.process_count()} processes")
-    hazard = sharding_lib.gradient_hazard(trainer.mesh)
+    hazard = sharding_lib.gradient_hazard(trainer.mesh, trainer.rules)
     if hazard:
       _log(hazard)
 

@@ -335,7 +335,7 @@ def test_eight_devices_train_like_one(shakespeare_or_skip):
   # The carried rows are split over the devices like the batch rows they continue.
   for carry in jax.tree.leaves(state.model_state):
     assert carry.sharding.spec == trainer.batch_sharding["inputs"].spec == jax.sharding.PartitionSpec(
-        ("data", "fsdp"), None)
+        ("fsdp", "data"), None)
 
 
 def test_cell_figure_features_and_the_most_correlated_cell():

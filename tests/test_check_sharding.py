@@ -59,13 +59,17 @@ def test_a_bad_mesh_flag_is_a_one_line_error():
     check_sharding.main(["--mesh", "data=4,fsdp=4"])
 
 
-def test_meshes_that_shard_data_fsdp_and_tensor_at_once_are_flagged():
+def test_the_batch_layout_xla_gets_wrong_is_flagged_and_the_default_is_not():
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
-  from core.sharding import gradient_hazard  # pylint: disable=g-import-not-at-top
+  from core.config import load_config  # pylint: disable=g-import-not-at-top
+  from core.sharding import gradient_hazard, logical_rules  # pylint: disable=g-import-not-at-top
 
   def mesh(*shape):
     return Mesh(np.array(jax.devices()[:8]).reshape(shape), ("data", "fsdp", "tensor"))
-  warning = gradient_hazard(mesh(2, 2, 2))
-  assert "launch.check_sharding" in warning and "--config.mesh.data=1 --config.mesh.fsdp=4" in warning
-  assert gradient_hazard(mesh(1, 4, 2)) is None and gradient_hazard(mesh(2, 4, 1)) is None
+  default = logical_rules(load_config("configs/cs231n.py"))
+  data_first = tuple(("batch", ("data", "fsdp")) if r[0] == "batch" else r for r in default)
+  warning = gradient_hazard(mesh(2, 2, 2), data_first)
+  assert "launch.check_sharding" in warning and "('fsdp', 'data')" in warning
+  assert gradient_hazard(mesh(2, 2, 2), default) is None
+  assert gradient_hazard(mesh(1, 4, 2), data_first) is None and gradient_hazard(mesh(2, 4, 1), data_first) is None

@@ -238,3 +238,38 @@ def test_barrier_lets_a_late_process_join_its_first_collective(mode, tmp_path):
   else:
     assert outcome.exit_code != 0
     assert "Gloo context initialization failed" in logs[0]
+
+
+BATCH_ROWS = """
+import numpy as np
+from core import distributed
+spec = distributed.initialize()
+import jax
+from jax.sharding import NamedSharding, PartitionSpec as P
+from core import data
+from core.config import load_config
+from core.train import Trainer
+trainer = Trainer(load_config("%s", ["--config.mesh.data=2", "--config.mesh.fsdp=2"]))
+rows = trainer.process_rows
+print("rows", rows.min(), rows.max(), len(rows), flush=True)
+whole = jax.jit(lambda b: b, out_shardings=NamedSharding(trainer.mesh, P()))(trainer.global_batch(3))
+full = data.local_batch(trainer.task, 3, trainer.config.batch_size)
+print("in order", all(np.array_equal(np.asarray(whole[k]), full[k]) for k in full), flush=True)
+""" % CONFIG
+
+
+def test_batch_rows_follow_the_sharding_across_processes(tmp_path):
+  """Batch over ("fsdp", "data") with data across 2 processes: each process reads the rows its
+  devices hold (two blocks, not one), and the assembled global batch is the one-process batch."""
+  workers = local.local_workers(2, 2, [], local.free_port(), heartbeat_timeout_s=HEARTBEAT_S,
+                                base_xla_flags=os.environ.get("XLA_FLAGS", ""))
+  for w in workers:
+    w.argv = [w.argv[0], "-c", BATCH_ROWS]
+  outcome = local.supervise(local.start(workers, log_dir=str(tmp_path), echo=False, cwd=ROOT),
+                            grace_s=30, timeout_s=300)
+  logs = [(tmp_path / f"process_{i}.log").read_text() for i in range(2)]
+  assert outcome.exit_code == 0, logs[0][-2000:]
+  batch = load_config(CONFIG).batch_size
+  # process 0 holds rows [0, B/4) and [B/2, 3B/4): it spans 0 .. 3B/4 - 1 with B/2 rows
+  assert f"rows 0 {3 * batch // 4 - 1} {batch // 2}" in logs[0], logs[0][-2000:]
+  assert all("in order True" in log for log in logs)
