@@ -15,6 +15,13 @@ RUNS = {
     # Reads the four runs above: training-error curves (PNG) and the two gaps.
     "degradation": Run(tier="cpu", commands=(("papers.resnet.plot", "--runs", "{workdir}/..",
                                               "--out", "{workdir}"),)),
+    # The ResNet pair (and, if trained, the plain pair) at 3x the steps, the same relative lr
+    # schedule (configs/resnet.py "<net>_long"), and their curves and gaps.
+    "resnet20_long": Run(_CPU.format("resnet20_long"), tier="cpu"),
+    "resnet56_long": Run(_CPU.format("resnet56_long"), tier="cpu"),
+    "degradation_long": Run(tier="cpu", commands=(("papers.resnet.plot", "--runs", "{workdir}/..",
+                                                   "--suffix", "_long", "--kinds", "resnet",
+                                                   "--out", "{workdir}"),)),
     # Pre-activation against the original block at the same depth (He 2016 Table 3).
     "preact_resnet56": Run(_CPU.format("preact_resnet56"), tier="cpu"),
     "preact_vs_original": Run(tier="cpu", commands=(("papers.resnet.compare", "--runs", "{workdir}/..",
@@ -40,12 +47,22 @@ CLAIMS = (
     Claim(run="degradation", file="degradation.json", metric="residual_gap", paper="above 0",
           source="He 2015 Fig. 6 middle", target=0.0, better="higher", fmt=_PCT,
           what="same budget: training error of ResNet-20 minus ResNet-56 (depth helps with shortcuts)"),
+    Claim(run="degradation_long", file="degradation.json", metric="residual_gap", paper="above 0",
+          source="He 2015 Fig. 6 middle", target=0.0, better="higher", fmt=_PCT,
+          what="3x the steps (2,400, lr / 10 at 1,200 and 1,800): training error of ResNet-20 "
+               "minus ResNet-56"),
     Claim(run="resnet20", metric="test_error", paper="8.75% (CIFAR-10)", source=_TABLE6,
           target=0.0875, better="lower", fmt=_PCT,
           what="ResNet-20, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
     Claim(run="resnet56", metric="test_error", paper="6.97% (CIFAR-10)", source=_TABLE6,
           target=0.0697, better="lower", fmt=_PCT,
           what="ResNet-56, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
+    Claim(run="resnet20_long", metric="test_error", paper="8.75% (CIFAR-10)", source=_TABLE6,
+          target=0.0875, better="lower", fmt=_PCT,
+          what="ResNet-20, Fashion-MNIST, 3x the steps (2,400): test error (first 2,000 test images)"),
+    Claim(run="resnet56_long", metric="test_error", paper="6.97% (CIFAR-10)", source=_TABLE6,
+          target=0.0697, better="lower", fmt=_PCT,
+          what="ResNet-56, Fashion-MNIST, 3x the steps (2,400): test error (first 2,000 test images)"),
     Claim(run="preact_resnet56", metric="test_error", paper="6.97% (CIFAR-10, original)",
           source=_TABLE6, target=0.0697, better="lower", fmt=_PCT,
           what="pre-activation ResNet-56, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
