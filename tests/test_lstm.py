@@ -433,6 +433,33 @@ def test_sharded_training_equals_one_device(variant):
     np.testing.assert_allclose(many[2][name], one[2][name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_softmax_cross_entropy_and_its_gradient_match_numpy():
+  """The LM's fused loss: the mean cross entropy, and (softmax - onehot) / N through the readout."""
+  from papers.lstm.model import LanguageModel, softmax_cross_entropy  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  h, kernel, bias = (rng.standard_normal(s).astype(np.float32) for s in ((6, 4), (4, 9), (9,)))
+  labels = rng.integers(0, 9, 6)
+  logits = h.astype(np.float64) @ kernel + bias
+  p = np.exp(logits - logits.max(-1, keepdims=True))
+  p /= p.sum(-1, keepdims=True)
+  loss = -np.log(p[np.arange(6), labels]).mean()
+  d_logits = (p - np.eye(9)[labels]) / 6
+  value, grads = jax.value_and_grad(softmax_cross_entropy, argnums=(0, 1, 2))(h, kernel, bias, labels)
+  np.testing.assert_allclose(value, loss, rtol=1e-6)
+  for got, want in zip(grads, (d_logits @ kernel.T, h.T @ d_logits, d_logits.sum(0))):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  # In the model: the same loss and gradients as the logits and optax's cross entropy.
+  model = LanguageModel(vocab_size=9, hidden_size=4)
+  tokens, targets = jnp.asarray(rng.integers(0, 9, (2, 3))), jnp.asarray(rng.integers(0, 9, (2, 3)))
+  params = nn.unbox(model.init(jax.random.key(0), tokens, labels=targets))["params"]
+  def plain(params):
+    logits, _ = model.apply({"params": params}, tokens)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+  fused = lambda params: model.apply({"params": params}, tokens, labels=targets)[0]
+  chex.assert_trees_all_close(jax.value_and_grad(fused)(params), jax.value_and_grad(plain)(params),
+                              rtol=1e-5, atol=1e-7)
+
+
 def test_language_model_equals_torch_nn_lstm():
   """The benchmark's two models compute one function: a JAX SGD step and torch's, same weights."""
   pytest.importorskip("torch")

@@ -11,15 +11,22 @@ clipping at 5), float32, the carry passed from window to window (truncated BPTT)
 frameworks train the same model in the same process, in alternating timed rounds (so all
 see the same machine load); the ratio is the median of the rounds' ratios. torch starts
 from the JAX model's weights and the first step's losses are checked equal: the two
-compute one function. Two JAX rows: the RNN as it is (the scan's own backward pass, the
-recurrent kernel's gradient after the loop) and plain autodiff of the same scan (before).
+compute one function. Three JAX rows: the model as it is (the scan's own backward pass,
+the softmax cross entropy's own gradient: `LanguageModel(..., labels=...)`), the logits
+then optax's cross entropy (before), and plain autodiff of the scan as well (before that).
 Then the JAX step alone at windows of 35, 70, 140, 280 steps: time per step should grow
 linearly with T and compile time stay flat (the scan compiles one step, whatever T).
+
+glibc is told to keep freed memory (`keep_freed_memory`, the whole process: torch too)
+unless --system_malloc: otherwise XLA's per-step working memory is unmapped and page-faulted
+back in at every step.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import statistics
@@ -49,10 +56,28 @@ def autodiff_scan():
     rnn.scan_cell = fast
 
 
+def keep_freed_memory() -> bool:
+  """Has glibc keep freed memory for reuse, in the whole process (torch included); False if not glibc.
+
+  XLA allocates a step's working memory (about 180 MB here) at every call and frees it after;
+  glibc serves a block that large with a fresh mmap and unmaps it on free (threads other than
+  the main one always do: their arenas cannot hold it), so every step page-faults some 47,000
+  new pages. One arena, no mmap and no trimming keep those pages mapped from step to step.
+  """
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    mallopt = libc.mallopt
+  except (OSError, AttributeError, TypeError):
+    return False
+  m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # glibc's malloc.h
+  return bool(mallopt(m_arena_max, 1) and mallopt(m_mmap_max, 0)
+              and mallopt(m_trim_threshold, 1 << 30))
+
+
 class JaxRun:
   """One compiled SGD step of the LM and its state: params, optimizer state, carry."""
 
-  def __init__(self, args, length: int, params=None):
+  def __init__(self, args, length: int, params=None, fused_loss: bool = True):
     self.model = LanguageModel(args.vocab, args.hidden, args.layers, init_scale=0.05,
                                unroll=args.scan_unroll)
     tokens = np.random.default_rng(0).integers(0, args.vocab, (args.batch, length + 1))
@@ -62,8 +87,11 @@ class JaxRun:
     tx = optax.chain(optax.clip_by_global_norm(args.clip), optax.sgd(args.lr))
     self.state = (params, tx.init(params),
                   rnn.RNN(args.hidden, "lstm", args.layers).zero_carry(args.batch))
+    self.state = jax.tree.map(jnp.array, self.state)  # this run's own buffers: the step donates them
 
     def loss_fn(params, carry):
+      if fused_loss:  # the softmax and its cross entropy as one function with its own gradient
+        return self.model.apply({"params": params}, self.x, carry, labels=self.y)
       logits, carry = self.model.apply({"params": params}, self.x, carry)
       return optax.softmax_cross_entropy_with_integer_labels(logits, self.y).mean(), carry
 
@@ -73,7 +101,7 @@ class JaxRun:
       return (optax.apply_updates(params, updates), opt_state, carry), loss
 
     start = time.perf_counter()
-    self.step = jax.jit(step).lower(*self.state).compile()
+    self.step = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*self.state).compile()
     self.compile_s = time.perf_counter() - start
 
   def run(self, steps: int) -> tuple[float, float, float]:
@@ -143,8 +171,9 @@ def compare_with_torch(args) -> dict:
   torch.manual_seed(0)
   runs = {"jax, papers.lstm.RNN": JaxRun(args, args.bptt)}
   params = jax.device_get(runs["jax, papers.lstm.RNN"].state[0])
+  runs["jax, logits then optax cross entropy"] = JaxRun(args, args.bptt, params, fused_loss=False)
   with autodiff_scan():
-    runs["jax, autodiff of the scan"] = JaxRun(args, args.bptt, params)
+    runs["jax, and autodiff of the scan"] = JaxRun(args, args.bptt, params, fused_loss=False)
   first = {name: run.run(1)[-1] for name, run in runs.items()}
   x, y = runs["jax, papers.lstm.RNN"].x, runs["jax, papers.lstm.RNN"].y
   runs["torch.nn.LSTM"] = TorchRun(args, params, x, y)
@@ -210,11 +239,14 @@ def main(argv=None):
   parser.add_argument("--no_torch", dest="torch", action="store_false")
   parser.add_argument("--out", default="", help="also write the figures to this JSON file")
   parser.add_argument("--no_torch_compile", dest="torch_compile", action="store_false")
+  parser.add_argument("--system_malloc", action="store_true",
+                      help="leave glibc's malloc as it is (freed memory returned to the OS)")
   args = parser.parse_args(argv)
+  kept = False if args.system_malloc else keep_freed_memory()  # before jax's threads allocate
   if "JAX_PLATFORMS" not in os.environ:  # torch runs on the CPU: so does jax (no TPU probe)
     jax.config.update("jax_platforms", "cpu")
-  summary = {"args": vars(args), "tokens_per_s": {}, "ratios": {}, "tokens_per_cpu_s": {},
-             "cpu_ratios": {}, "lengths": []}
+  summary = {"args": vars(args), "malloc_keeps_freed_memory": kept, "tokens_per_s": {}, "ratios": {},
+             "tokens_per_cpu_s": {}, "cpu_ratios": {}, "lengths": []}
   if args.single_thread:  # read when jax creates its CPU client, i.e. at the first jax.devices()
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                " intra_op_parallelism_threads=1").strip()
@@ -222,7 +254,7 @@ def main(argv=None):
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs"
         f"{' (one thread each)' if args.single_thread else ''}; LM: vocab "
         f"{args.vocab}, {args.layers} x {args.hidden} LSTM, batch {args.batch}, windows of {args.bptt}, "
-        f"SGD, float32", flush=True)
+        f"SGD, float32; malloc {'keeps freed memory' if kept else 'as the system has it'}", flush=True)
   if args.torch:
     try:
       import torch  # pylint: disable=g-import-not-at-top

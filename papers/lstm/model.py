@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from papers.lstm.cells import uniform
@@ -46,11 +47,45 @@ class SequenceModel(nn.Module):
     return readout(h).astype(jnp.float32)
 
 
+@jax.custom_vjp
+def softmax_cross_entropy(h, kernel, bias, labels):
+  """Mean over rows of -log softmax(h @ kernel + bias)[label]: h [N, F], kernel [F, V], labels [N] int.
+
+  The gradient is written out so that XLA gets the layouts it is fast with: one elementwise
+  pass makes d logits = (softmax - onehot) / N (the one-hot is a comparison inside that pass,
+  never an array), then d kernel = h^T d_logits and d h = d_logits kernel^T read it in place.
+  Autodiff of the same formula also transposes the [N, V] gradient and scatters into it.
+  """
+  return _softmax_cross_entropy_fwd(h, kernel, bias, labels)[0]
+
+
+def _softmax_cross_entropy_fwd(h, kernel, bias, labels):
+  logits = jnp.dot(h, kernel, preferred_element_type=jnp.float32) + bias.astype(jnp.float32)
+  lse = jax.nn.logsumexp(logits, axis=-1)
+  picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  return jnp.mean(lse - picked), (h, kernel, logits, lse, labels)
+
+
+def _softmax_cross_entropy_bwd(residuals, d_loss):
+  h, kernel, logits, lse, labels = residuals
+  onehot = jnp.arange(logits.shape[-1])[None, :] == labels[:, None]
+  d_logits = (jnp.exp(logits - lse[:, None]) - onehot) * (d_loss / logits.shape[0])
+  d_h = jax.lax.dot_general(d_logits.astype(h.dtype), kernel, (((1,), (1,)), ((), ())),
+                            preferred_element_type=jnp.float32)
+  d_kernel = jax.lax.dot_general(h, d_logits.astype(h.dtype), (((0,), (0,)), ((), ())),
+                                 preferred_element_type=jnp.float32)
+  return (d_h.astype(h.dtype), d_kernel.astype(kernel.dtype), d_logits.sum(0), None)
+
+
+softmax_cross_entropy.defvjp(_softmax_cross_entropy_fwd, _softmax_cross_entropy_bwd)
+
+
 class LanguageModel(nn.Module):
   """Zaremba et al. 2014: embedding -> stacked LSTM with dropout between layers -> softmax logits.
 
   `tokens` [B, T] int -> (logits [B, T, vocab] float32, carry), the carry to pass to the next
-  window of a truncated-BPTT stream.
+  window of a truncated-BPTT stream. With `labels` [B, T] int: (mean cross entropy, carry),
+  computed by `softmax_cross_entropy` (the same number, a faster gradient).
   """
   vocab_size: int
   hidden_size: int = 650
@@ -62,12 +97,20 @@ class LanguageModel(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, tokens, carry=None, *, train: bool = False):
+  def __call__(self, tokens, carry=None, *, train: bool = False, labels=None):
     init = uniform(self.init_scale) if self.init_scale > 0 else nn.initializers.normal(1.0)
     x = nn.Embed(self.vocab_size, self.hidden_size, dtype=self.dtype, name="embed",
                  embedding_init=nn.with_logical_partitioning(init, ("vocab", "embed")))(tokens)
     h, carry = RNN(self.hidden_size, self.cell, self.num_layers, dropout=self.dropout,
                    init_scale=self.init_scale, unroll=self.unroll, dtype=self.dtype,
                    name="rnn")(x, carry, train=train)
-    logits = _readout(self.vocab_size, self.init_scale, "softmax", "vocab")(h.astype(self.dtype))
-    return logits.astype(jnp.float32), carry
+    readout = _readout(self.vocab_size, self.init_scale, "softmax", "vocab")
+    if labels is None:
+      return readout(h.astype(self.dtype)).astype(jnp.float32), carry
+    if self.is_initializing():
+      readout(h[:, :1].astype(self.dtype))  # creates the parameters
+    params = nn.meta.unbox(readout.variables["params"])
+    loss = softmax_cross_entropy(h.reshape(-1, h.shape[-1]).astype(self.dtype),
+                                 params["kernel"].astype(self.dtype), params["bias"],
+                                 labels.reshape(-1))
+    return loss, carry
