@@ -10,7 +10,13 @@ matmuls, counted on the jaxpr: the same number divides both sides), MFU against 
 peak measured in this process and, in bf16 on a known chip, against the datasheet peak,
 peak device memory, first-call (compile) time, and each PyTorch variant's tokens/s as a
 ratio of the project's. PyTorch uses F.scaled_dot_product_attention, which may pick a fused
-(flash) kernel; the project's model writes attention as einsums and a softmax.
+(flash) kernel; the project's model writes attention as einsums and a softmax ("einsum"), the
+same in query blocks that skip the masked keys ("blocked"), or a fused kernel ("xla", "cudnn").
+
+On the CPU, XLA's step allocates its large temporary buffers afresh every call and glibc hands
+them back to the OS on free, so each step faults its memory in again (system CPU time);
+GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4000000000
+in the environment keeps freed memory in the process for the next step (recorded in the JSON).
 """
 from __future__ import annotations
 
@@ -174,7 +180,7 @@ def main(argv=None) -> int:
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps (the first compiles)")
   parser.add_argument("--attention", default="einsum",
                       help="comma list of the project's attention implementations to time, in order: "
-                           "einsum, xla, cudnn (NVIDIA GPUs); the first row is the baseline of the ratios")
+                           "einsum, blocked, xla, cudnn (NVIDIA GPUs); the first row is the baseline of the ratios")
   parser.add_argument("--scan_layers", action="store_true",
                       help="the project's layers under one nn.scan (model.scan_layers), no remat")
   parser.add_argument("--torch", default="eager,compile",
@@ -244,11 +250,13 @@ def main(argv=None) -> int:
       ("mfu_measured", "MFU vs measured matmul", "{:.1%}"), ("mfu_datasheet", "MFU vs datasheet", "{:.1%}"),
       ("peak_memory_gib", "peak memory (GiB)", "{:.1f}"), ("first_call_s", "first step (s)", "{:.1f}"),
       ("ratio_to_project", "tokens/s vs first row", "{:.2f}x"),
+      ("tokens_per_cpu_s", "tokens per CPU s", "{:,.0f}"),
       ("cpu_ratio_to_project", "tokens per CPU s vs first row", "{:.2f}x")])
   harness.write_json(args.out, {"preset": args.preset, "dims": dict(zip(
       ("layers", "d_model", "heads", "d_ff", "seq", "batch", "vocab"), dims)), "dtype": args.dtype,
       "measured_peak_flops": measured_peak, "datasheet_peak_flops": datasheet, "device": device_kind,
-      "machine": harness.machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows,
+      "machine": harness.machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "rows": rows,
       "ratio": (rows[0]["tokens_per_s"] / max(r["tokens_per_s"] for r in rows[len(attentions):])
                 if len(rows) > len(attentions) else None)})
   return 0

@@ -122,6 +122,44 @@ def test_fused_attention_lm_logits_and_errors():
     lm.apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(0)})
 
 
+@pytest.mark.parametrize("query_block,with_mask", [(1, False), (3, True), (4, False), (16, False)])
+def test_blocked_causal_attention_matches_numpy(query_block, with_mask):
+  """Query blocks that skip the masked keys == the full causal square (numpy), values and grads;
+  blocks that do not divide the length, and a padding mask on top of the causal one."""
+  rng = np.random.default_rng(5)
+  q, k, v = (rng.normal(size=(2, 7, 2, 4)).astype(np.float32) for _ in range(3))
+  mask = (rng.random((2, 1, 1, 7)) > 0.3) | np.eye(7, dtype=bool)[None, None] if with_mask else None
+  visible = np.tril(np.ones((7, 7), bool))[None, None] & (True if mask is None else mask)
+  logits = np.where(visible, np.einsum("bqhd,bkhd->bhqk", q, k) / 2.0, -np.inf)
+  w = np.exp(logits - logits.max(-1, keepdims=True))
+  expected = np.einsum("bhqk,bkhd->bqhd", w / w.sum(-1, keepdims=True), v)
+  blocked = lambda q, k, v: model_lib.blocked_causal_attention(q, k, v, mask, query_block)
+  np.testing.assert_allclose(blocked(q, k, v), expected, rtol=1e-5, atol=1e-6)
+  full = lambda q, k, v: model_lib.einsum_attention(
+      q, k, v, model_lib.causal_mask(7) & (True if mask is None else mask))
+  cotangent = rng.normal(size=q.shape).astype(np.float32)
+  grads = [jax.grad(lambda *a, f=f: jnp.vdot(f(*a), cotangent), argnums=(0, 1, 2))(q, k, v)
+           for f in (blocked, full)]
+  chex.assert_trees_all_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
+def test_blocked_attention_lm_equals_einsum():
+  """attention="blocked": the LM's logits and gradients are the einsum path's, with dropout too."""
+  tokens = jnp.asarray(np.random.default_rng(6).integers(0, 20, (2, 10)))
+  base = TransformerConfig(vocab_size=20, d_model=16, num_heads=2, d_ff=32, num_encoder_layers=0,
+                           num_decoder_layers=2, dropout=0.0, max_len=16, query_block=4)
+  models = [model_lib.TransformerLM(dataclasses.replace(base, attention=a)) for a in ("einsum", "blocked")]
+  params = nn.meta.unbox(models[0].init(jax.random.key(1), tokens)["params"])
+  loss = lambda p, model: jnp.mean(model.apply({"params": p}, tokens) ** 2)
+  chex.assert_trees_all_close(*[m.apply({"params": params}, tokens) for m in models], rtol=1e-5, atol=1e-5)
+  chex.assert_trees_all_close(*[jax.grad(loss)(params, m) for m in models], rtol=1e-4, atol=1e-6)
+  dropped = model_lib.TransformerLM(dataclasses.replace(base, attention="blocked", dropout=0.1)).apply(
+      {"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(0)})
+  assert bool(jnp.all(jnp.isfinite(dropped)))
+  with pytest.raises(ValueError, match="query_block must be"):
+    TransformerConfig(query_block=0)
+
+
 @pytest.mark.parametrize("remat", [False, True])
 def test_scanned_layers_equal_the_unrolled_stack(remat):
   """scan_layers: the same parameters, stacked on a leading axis, give the same logits and grads."""

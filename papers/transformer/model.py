@@ -25,7 +25,7 @@ import numpy as np
 PAD = 0
 
 
-ATTENTION_IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
+ATTENTION_IMPLEMENTATIONS = ("einsum", "blocked", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +50,14 @@ class TransformerConfig:
   num_stages: int = 1
   microbatches: int = 1
   remat: bool = True
-  # "einsum": scores as einsums and a softmax (dropout on the weights, any mask). "xla" or
-  # "cudnn": jax.nn.dot_product_attention (cuDNN's fused flash kernel on NVIDIA GPUs: causal
-  # blocks skipped, no [length x length] scores in memory); these have no attention dropout.
+  # "einsum": scores as einsums and a softmax (dropout on the weights, any mask). "blocked": the
+  # same, causal self-attention split into blocks of `query_block` queries that each see only the
+  # keys up to their last query (the masked half of the square is not computed; other attention
+  # is einsum). "xla" or "cudnn": jax.nn.dot_product_attention (cuDNN's fused flash kernel on
+  # NVIDIA GPUs: causal blocks skipped, no [length x length] scores in memory); these have no
+  # attention dropout.
   attention: str = "einsum"
+  query_block: int = 64
   # The decoder-only stack as one nn.scan over stacked layer parameters (leading "layers" axis):
   # the step compiles one layer, so compile time stays flat in depth; with `remat` each layer's
   # activations are recomputed in the backward pass (memory flat in depth too).
@@ -62,6 +66,8 @@ class TransformerConfig:
   def __post_init__(self):
     if self.vocab_multiple < 1:
       raise ValueError(f"vocab_multiple must be a positive integer, got {self.vocab_multiple}")
+    if self.query_block < 1:
+      raise ValueError(f"query_block must be a positive integer, got {self.query_block}")
     if self.attention not in ATTENTION_IMPLEMENTATIONS:
       raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {self.attention!r}")
 
@@ -106,8 +112,68 @@ def padding_mask(query_tokens, key_tokens) -> jax.Array:
   return (key_tokens != PAD)[:, None, None, :]
 
 
+def einsum_attention(q, k, v, mask=None, dropout=None):
+  """Scaled dot-product attention, eq. (1): softmax(QK^T / sqrt(d_k)) V, as einsums.
+
+  q [batch, q, heads, head_dim], k and v [batch, k, heads, head_dim], `mask` broadcastable to
+  [batch, heads, q, k] (True = attend); `dropout` (weights -> weights) on the attention weights.
+  """
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  if mask is not None:
+    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+  weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(q.dtype)
+  if dropout is not None:
+    weights = dropout(weights)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def blocked_causal_attention(q, k, v, mask=None, query_block: int = 64, dropout=None):
+  """Causal `einsum_attention` (query i sees keys j <= i, and `mask`) in blocks of queries.
+
+  Each block of `query_block` queries attends to the keys up to its last query only: the
+  masked keys after it would get weight exactly 0, so the result is the full square's up to
+  float rounding, at about half the score FLOPs for many blocks. The heads move in front once
+  ([batch, heads, length, head_dim]) rather than in every block's einsums.
+  """
+  length = q.shape[1]
+  q, k, v = (jnp.swapaxes(a, 1, 2) for a in (q, k, v))
+  scale = jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  out = []
+  for start in range(0, length, query_block):
+    stop = min(start + query_block, length)
+    block_mask = causal_mask(length)[..., start:stop, :stop]
+    if mask is not None:
+      rows = slice(start, stop) if mask.shape[-2] != 1 else slice(None)
+      block_mask = block_mask & mask[..., rows, :stop if mask.shape[-1] != 1 else None]
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q[:, :, start:stop], k[:, :, :stop]) / scale
+    logits = jnp.where(block_mask, logits, jnp.finfo(logits.dtype).min)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(q.dtype)
+    if dropout is not None:
+      weights = dropout(weights)
+    out.append(jnp.einsum("bhqk,bhkd->bhqd", weights, v[:, :, :stop]))
+  return jnp.swapaxes(jnp.concatenate(out, axis=2), 1, 2)
+
+
+def matmul_2d(x, w, transpose_b: bool = False):
+  """x[..., k] @ w[k, n] (or w[n, k].T) with the leading dims of x flattened into one.
+
+  A dot over [batch, length, k] contracts two dims in its weight gradient, which XLA:CPU runs
+  through an extra transpose of the activations; the same product on [batch * length, k] does
+  not (a ~15% faster feed-forward, forward + backward, on the CPU). The reshapes are free.
+  """
+  out = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), w, (((1,), (1 if transpose_b else 0,)), ((), ())))
+  return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+class Dense2D(nn.Dense):
+  """nn.Dense (same parameters) whose matmul runs on the flattened leading dims (`matmul_2d`)."""
+
+  def __call__(self, inputs):
+    return super().__call__(inputs.reshape(-1, inputs.shape[-1])).reshape(*inputs.shape[:-1], self.features)
+
+
 def _dense(features: int, axes, cfg, name, use_bias=True):
-  return nn.Dense(
+  return Dense2D(
       features, dtype=cfg.dtype, use_bias=use_bias, name=name,
       kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), axes),
       bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[-1:]))
@@ -125,14 +191,17 @@ class HeadProjection(nn.Module):
     # Xavier over (d_model, d_model), as for the paper's unsplit projection matrices.
     init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=0, out_axis=(1, 2))
     kernel = self.param("kernel", nn.with_logical_partitioning(init, ("embed", "heads", "kv")), shape)
-    kernel = kernel.astype(cfg.dtype)
+    kernel = kernel.astype(cfg.dtype).reshape(cfg.d_model, cfg.d_model)  # [embed, heads * kv]
     if self.inverse:
       bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
                         (cfg.d_model,))
-      return jnp.einsum("blhd,ehd->ble", x, kernel) + bias.astype(cfg.dtype)
+      # "blhd,ehd->ble" as one 2-D matmul.
+      out = matmul_2d(x.reshape(*x.shape[:-2], cfg.d_model), kernel, transpose_b=True)
+      return out + bias.astype(cfg.dtype)
     bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("heads", "kv")),
                       shape[1:])
-    return jnp.einsum("ble,ehd->blhd", x, kernel) + bias.astype(cfg.dtype)
+    # "ble,ehd->blhd" as one 2-D matmul.
+    return matmul_2d(x, kernel).reshape(*x.shape[:-1], *shape[1:]) + bias.astype(cfg.dtype)
 
 
 class MultiHeadAttention(nn.Module):
@@ -171,22 +240,21 @@ class MultiHeadAttention(nn.Module):
         cached_v.value = jax.lax.dynamic_update_slice_in_dim(cached_v.value, v, index, axis=1)
         k, v = cached_k.value, cached_v.value
     q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
-    if cfg.attention != "einsum" and cache is None:
+    if cfg.attention in ("xla", "cudnn") and cache is None:
       if cfg.dropout and not deterministic:
         raise ValueError(f"attention={cfg.attention!r} has no dropout on the attention weights; "
                          "train with dropout=0 or attention='einsum'")
       out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal,
                                          implementation=cfg.attention)
       return HeadProjection(cfg, inverse=True, name="out")(out)
-    if causal:
-      mask = causal_mask(q.shape[1]) if mask is None else mask & causal_mask(q.shape[1])
-    # Scaled dot-product attention, eq. (1): softmax(QK^T / sqrt(d_k)) V.
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(head_dim).astype(cfg.dtype)
-    if mask is not None:
-      logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
-    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(cfg.dtype)
-    weights = nn.Dropout(cfg.dropout)(weights, deterministic=deterministic)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    dropout = nn.Dropout(cfg.dropout)
+    drop = lambda weights: dropout(weights, deterministic=deterministic)
+    if causal and cfg.attention == "blocked" and cache is None:
+      out = blocked_causal_attention(q, k, v, mask, cfg.query_block, drop)
+    else:
+      if causal:
+        mask = causal_mask(q.shape[1]) if mask is None else mask & causal_mask(q.shape[1])
+      out = einsum_attention(q, k, v, mask, drop)
     return HeadProjection(cfg, inverse=True, name="out")(out)
 
 
@@ -297,7 +365,7 @@ class Embed(nn.Module):
 
   def attend(self, x):
     """Logits over the padded vocabulary (see `vocab_logits`)."""
-    return jnp.einsum("bld,vd->blv", x, self.embedding.astype(self.cfg.dtype))
+    return matmul_2d(x, self.embedding.astype(self.cfg.dtype), transpose_b=True)  # "bld,vd->blv"
 
 
 def _final_norm(cfg, name):
