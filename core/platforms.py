@@ -18,9 +18,17 @@ Set `JAX_PLATFORMS` yourself to override the rule (e.g. `JAX_PLATFORMS=` for jax
 On an NVIDIA GPU the XLA flags of `GPU_XLA_FLAGS` are added to `XLA_FLAGS` (a flag the user
 already set keeps the user's value): on one H200 they took the 300M LM's bf16 training step from
 156,575 to 163,917 tokens/s at batch 16 (benchmarks/README.md, "XLA flags and batch size").
+
+On the CPU, `keep_freed_memory` has glibc keep freed memory in the process: XLA allocates a
+step's temporary buffers afresh every call, and by default glibc returns them to the OS and
+the next step page-faults them in again (a fifth of a Transformer LM step's CPU time,
+benchmarks/README.md). launch.train applies it when the run is on the CPU and GLIBC_TUNABLES
+is not set (set it, even to "", to keep glibc's defaults).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
 import importlib.metadata
 import importlib.util
@@ -109,6 +117,21 @@ def set_default_platforms(environ=os.environ) -> tuple[str | None, str]:
   if nvidia_gpu_visible() and (not chosen or "cuda" in chosen):
     environ["XLA_FLAGS"] = with_gpu_xla_flags(environ.get("XLA_FLAGS", ""))
   return value, note
+
+
+def keep_freed_memory() -> bool:
+  """Has glibc keep freed memory for reuse in this process; False where it is not glibc.
+
+  One malloc arena (threads other than the main one otherwise get arenas that cannot hold a
+  large block, so they always mmap it), no mmap (blocks above the threshold would be unmapped
+  on free) and no trimming of the heap's top. Call it before the big allocations start.
+  """
+  try:
+    mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+  except (OSError, AttributeError, TypeError):
+    return False
+  m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # glibc's malloc.h
+  return bool(mallopt(m_arena_max, 1) and mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 1 << 30))
 
 
 def describe_machine(environ: Mapping[str, str] = os.environ, root: str = "/") -> str:

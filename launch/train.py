@@ -133,6 +133,8 @@ def main(argv=None) -> int:
   _, note = platforms.set_default_platforms()
   if note:
     print(note, file=sys.stderr)
+  if os.environ.get("JAX_PLATFORMS") == "cpu" and "GLIBC_TUNABLES" not in os.environ:
+    platforms.keep_freed_memory()  # no page faults re-mapping each step's buffers
   # Imports after parsing so that `--help` and flag errors are instant.
   # pylint: disable=g-import-not-at-top
   from core.config import load_config

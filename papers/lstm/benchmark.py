@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import statistics
@@ -38,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from core import platforms
 from papers.lstm import rnn
 from papers.lstm.model import LanguageModel
 
@@ -54,24 +53,6 @@ def autodiff_scan():
     yield
   finally:
     rnn.scan_cell = fast
-
-
-def keep_freed_memory() -> bool:
-  """Has glibc keep freed memory for reuse, in the whole process (torch included); False if not glibc.
-
-  XLA allocates a step's working memory (about 180 MB here) at every call and frees it after;
-  glibc serves a block that large with a fresh mmap and unmaps it on free (threads other than
-  the main one always do: their arenas cannot hold it), so every step page-faults some 47,000
-  new pages. One arena, no mmap and no trimming keep those pages mapped from step to step.
-  """
-  try:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    mallopt = libc.mallopt
-  except (OSError, AttributeError, TypeError):
-    return False
-  m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # glibc's malloc.h
-  return bool(mallopt(m_arena_max, 1) and mallopt(m_mmap_max, 0)
-              and mallopt(m_trim_threshold, 1 << 30))
 
 
 class JaxRun:
@@ -242,7 +223,7 @@ def main(argv=None):
   parser.add_argument("--system_malloc", action="store_true",
                       help="leave glibc's malloc as it is (freed memory returned to the OS)")
   args = parser.parse_args(argv)
-  kept = False if args.system_malloc else keep_freed_memory()  # before jax's threads allocate
+  kept = False if args.system_malloc else platforms.keep_freed_memory()  # before jax's threads allocate
   if "JAX_PLATFORMS" not in os.environ:  # torch runs on the CPU: so does jax (no TPU probe)
     jax.config.update("jax_platforms", "cpu")
   summary = {"args": vars(args), "malloc_keeps_freed_memory": kept, "tokens_per_s": {}, "ratios": {},
