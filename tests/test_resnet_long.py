@@ -34,3 +34,15 @@ def test_summary_takes_the_last_common_step_and_only_the_pairs_given():
   assert result["residual_gap"] == pytest.approx(0.2 - 0.18)
   runs.update(plain20=_rows([0.3, 0.25]), plain56=_rows([0.5, 0.4]))
   assert plot.summary(runs)["plain_gap"] == pytest.approx(0.4 - 0.25)
+
+
+def test_paired_comparison_counts_and_mcnemar_against_the_binomial_formula():
+  from papers.resnet import paired  # pylint: disable=g-import-not-at-top
+  first = np.array([1, 1, 1, 0, 0, 1, 0, 1], bool)
+  second = np.array([1, 0, 0, 0, 1, 0, 0, 0], bool)
+  r = paired.compare(first, second)
+  assert (r["only_first_wrong"], r["only_second_wrong"]) == (4, 1)
+  assert r["gap_first_minus_second"] == (5 - 2) / 8
+  # two-sided exact: P(X <= 1) + P(X >= 4) for X ~ Binomial(5, 1/2) = 12 / 32
+  assert abs(r["mcnemar_p"] - 12 / 32) < 1e-12
+  assert paired.mcnemar_p(0, 6) == 2 * 0.5 ** 6 and paired.mcnemar_p(0, 0) == 1.0

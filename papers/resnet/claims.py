@@ -22,6 +22,10 @@ RUNS = {
     "degradation_long": Run(tier="cpu", commands=(("papers.resnet.plot", "--runs", "{workdir}/..",
                                                    "--suffix", "_long", "--kinds", "resnet",
                                                    "--out", "{workdir}"),)),
+    # The two long runs scored on all 10,000 training images, paired (McNemar).
+    "paired_long": Run(tier="cpu", commands=(("papers.resnet.paired", "--runs",
+                                              "{workdir}/../resnet20_long", "{workdir}/../resnet56_long",
+                                              "--out", "{workdir}"),)),
     # Pre-activation against the original block at the same depth (He 2016 Table 3).
     "preact_resnet56": Run(_CPU.format("preact_resnet56"), tier="cpu"),
     "preact_vs_original": Run(tier="cpu", commands=(("papers.resnet.compare", "--runs", "{workdir}/..",
@@ -51,6 +55,10 @@ CLAIMS = (
           source="He 2015 Fig. 6 middle", target=0.0, better="higher", fmt=_PCT,
           what="3x the steps (2,400, lr / 10 at 1,200 and 1,800): training error of ResNet-20 "
                "minus ResNet-56"),
+    Claim(run="paired_long", file="paired.json", metric="train.gap_first_minus_second",
+          paper="above 0", source="He 2015 Fig. 6 middle", target=0.0, better="higher", fmt=_PCT,
+          what="the same two nets on all 10,000 training images: training error of ResNet-20 minus "
+               "ResNet-56, the sign only (its paired McNemar p, in the README, is the evidence)"),
     Claim(run="resnet20", metric="test_error", paper="8.75% (CIFAR-10)", source=_TABLE6,
           target=0.0875, better="lower", fmt=_PCT,
           what="ResNet-20, Fashion-MNIST (CPU size): test error (first 2,000 test images)"),
