@@ -1,4 +1,4 @@
-"""Every default config trains on a data x fsdp x tensor mesh of 8 (fake) devices: 20 steps,
+"""Every default config trains on a data x fsdp x tensor mesh of 8 (fake) devices: 6 steps,
 a checkpoint and its evaluation, through the same `train()` as launch.train."""
 import glob
 import math
@@ -24,18 +24,18 @@ def test_every_config_file_is_covered():
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_default_config_trains_20_steps_on_data2_fsdp2_tensor2(name, tmp_path):
+def test_default_config_trains_6_steps_on_data2_fsdp2_tensor2(name, tmp_path):
   assert jax.device_count() == 8
   config = load_config(os.path.join(ROOT, "configs", f"{name}.py"),
-                       MESH + ["--config.total_steps=20", "--config.log_every=10"])
+                       MESH + ["--config.total_steps=6", "--config.log_every=3"])
   try:
     load_task(config).check_data()
   except DataMissingError as e:
     pytest.skip(str(e))
   result = train(config, str(tmp_path))
   losses = [r["loss"] for r in read_metrics(str(tmp_path), "train")]
-  assert [r["step"] for r in read_metrics(str(tmp_path), "train")] == [10, 20]
+  assert [r["step"] for r in read_metrics(str(tmp_path), "train")] == [3, 6]
   assert all(math.isfinite(x) for x in losses)
   numbers = [v for v in result["eval"].values() if isinstance(v, float)]
   assert numbers and all(math.isfinite(v) for v in numbers), result["eval"]
-  assert os.path.isdir(tmp_path / "checkpoints" / "20")
+  assert os.path.isdir(tmp_path / "checkpoints" / "6")

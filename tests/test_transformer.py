@@ -134,11 +134,12 @@ def test_blocked_causal_attention_matches_numpy(query_block, with_mask):
   w = np.exp(logits - logits.max(-1, keepdims=True))
   expected = np.einsum("bhqk,bkhd->bqhd", w / w.sum(-1, keepdims=True), v)
   blocked = lambda q, k, v: model_lib.blocked_causal_attention(q, k, v, mask, query_block)
-  np.testing.assert_allclose(blocked(q, k, v), expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(jax.jit(blocked)(q, k, v), expected, rtol=1e-5, atol=1e-6)
   full = lambda q, k, v: model_lib.einsum_attention(
       q, k, v, model_lib.causal_mask(7) & (True if mask is None else mask))
   cotangent = rng.normal(size=q.shape).astype(np.float32)
-  grads = [jax.grad(lambda *a, f=f: jnp.vdot(f(*a), cotangent), argnums=(0, 1, 2))(q, k, v)
+  # jitted: one compile each, where op-by-op dispatch compiles every block's shapes anew
+  grads = [jax.jit(jax.grad(lambda *a, f=f: jnp.vdot(f(*a), cotangent), argnums=(0, 1, 2)))(q, k, v)
            for f in (blocked, full)]
   chex.assert_trees_all_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
 
@@ -149,12 +150,15 @@ def test_blocked_attention_lm_equals_einsum():
   base = TransformerConfig(vocab_size=20, d_model=16, num_heads=2, d_ff=32, num_encoder_layers=0,
                            num_decoder_layers=2, dropout=0.0, max_len=16, query_block=4)
   models = [model_lib.TransformerLM(dataclasses.replace(base, attention=a)) for a in ("einsum", "blocked")]
-  params = nn.meta.unbox(models[0].init(jax.random.key(1), tokens)["params"])
-  loss = lambda p, model: jnp.mean(model.apply({"params": p}, tokens) ** 2)
-  chex.assert_trees_all_close(*[m.apply({"params": params}, tokens) for m in models], rtol=1e-5, atol=1e-5)
-  chex.assert_trees_all_close(*[jax.grad(loss)(params, m) for m in models], rtol=1e-4, atol=1e-6)
-  dropped = model_lib.TransformerLM(dataclasses.replace(base, attention="blocked", dropout=0.1)).apply(
-      {"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(0)})
+  params = nn.meta.unbox(jax.jit(models[0].init)(jax.random.key(1), tokens)["params"])
+  logits = [jax.jit(lambda p, m=m: m.apply({"params": p}, tokens))(params) for m in models]
+  chex.assert_trees_all_close(*logits, rtol=1e-5, atol=1e-5)
+  grads = [jax.jit(jax.grad(lambda p, m=m: jnp.mean(m.apply({"params": p}, tokens) ** 2)))(params)
+           for m in models]
+  chex.assert_trees_all_close(*grads, rtol=1e-4, atol=1e-6)
+  dropout_model = model_lib.TransformerLM(dataclasses.replace(base, attention="blocked", dropout=0.1))
+  dropped = jax.jit(lambda p: dropout_model.apply({"params": p}, tokens, deterministic=False,
+                                                  rngs={"dropout": jax.random.key(0)}))(params)
   assert bool(jnp.all(jnp.isfinite(dropped)))
   with pytest.raises(ValueError, match="query_block must be"):
     TransformerConfig(query_block=0)
