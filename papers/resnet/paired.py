@@ -25,11 +25,9 @@ import numpy as np
 def load(workdir: str):
   """(trainer, state, step) of a run's newest checkpoint, on one device."""
   # pylint: disable=g-import-not-at-top
-  import jax
   import ml_collections
-  from core.checkpoint import Checkpointer
   from core.task import ConfigError
-  from core.train import Trainer
+  from core.train import restore_latest
   config_path = os.path.join(workdir, "config.json")
   if not os.path.isfile(config_path):
     raise ConfigError(f"{config_path} is missing: train the run first with `python -m launch.train "
@@ -38,16 +36,7 @@ def load(workdir: str):
     config = ml_collections.ConfigDict(json.load(f))
   config.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, stage=1))
   config.sharding.rules = tuple(tuple(r) for r in config.sharding.rules)
-  trainer = Trainer(config, devices=jax.devices()[:1])
-  checkpointer = Checkpointer(workdir, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
-      raise ConfigError(f"{workdir} has no checkpoint yet")
-    state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  finally:
-    checkpointer.close()
-  return trainer, state, step
+  return restore_latest(config, workdir)
 
 
 def wrong_answers(trainer, state, images, labels, batch: int = 500) -> np.ndarray:
