@@ -7,6 +7,7 @@ state after k updates, and the batch of update k is the task's batch of step k
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 from typing import Any
@@ -222,7 +223,7 @@ class Trainer:
       self._batches = data_lib.step_batches(self.task, self.config.batch_size, self.process_rows)
     return self._batches
 
-  @property
+  @functools.cached_property
   def process_rows(self) -> np.ndarray:
     """The rows of each global batch this process reads: those its devices hold."""
     sharding = jax.tree.leaves(self.batch_sharding)[0]
