@@ -17,6 +17,8 @@ ahead on host threads (`ReadOptions`) while the accelerator runs the previous st
 """
 from __future__ import annotations
 
+import collections
+import functools
 import time
 from typing import Any, Mapping, Sequence
 
@@ -59,6 +61,24 @@ def stack(examples: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
   return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
 
 
+@functools.lru_cache(maxsize=8)
+def _epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def epoch_batch_indices(num_examples: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+  """Example indices of step's batch for tasks that gather their own batches from arrays:
+  positions [kB, (k+1)B) of a stream that visits the examples in a fresh permutation every
+  epoch (numpy's, seeded by (seed, epoch)). Vectorised: no Python work per example, which
+  on a fast step would show as input stall."""
+  epochs, offsets = np.divmod(np.arange(step * batch_size, (step + 1) * batch_size), num_examples)
+  indices = np.empty(batch_size, np.int64)
+  for epoch in np.unique(epochs):  # one or two epochs per batch, more only if B > N
+    here = epochs == epoch
+    indices[here] = _epoch_permutation(num_examples, seed, int(epoch))[offsets[here]]
+  return indices
+
+
 def shuffled_stream(source, seed: int) -> grain.MapDataset:
   """The source's examples in a fresh seeded order every epoch, indexable without end."""
   if len(source) == 0:
@@ -88,16 +108,37 @@ def local_batch(task: Task, step: int, global_batch: int, process_index: int = 0
   return step_batches(task, global_batch, process_rows(global_batch, process_index, process_count))[step]
 
 
+# Read-ahead moves groups of consecutive batches of at least this many bytes, so that a
+# tiny batch (a step of well under a millisecond) does not pay the thread hand-off each step.
+GROUP_BYTES = 1 << 20
+MAX_GROUP = 16
+
+
+def read_group_size(batch_bytes: int) -> int:
+  """How many consecutive step batches the read-ahead moves at once."""
+  return int(min(MAX_GROUP, max(1, GROUP_BYTES // max(batch_bytes, 1))))
+
+
 class Prefetcher:
   """Iterates the batches of steps start, start+1, ... read ahead on host threads.
 
-  `wait_seconds` accumulates the time `next()` blocked: the input stall of the loop.
+  Batches are read in groups of `group` consecutive steps (one thread task each; see
+  `read_group_size`), up to `buffer` groups ahead. `wait_seconds` accumulates the time
+  `next()` blocked: the input stall of the loop.
   """
 
   def __init__(self, batches: grain.MapDataset, start: int, stop: int, threads: int = 2,
-               buffer: int = 4):
+               buffer: int = 4, group: int = 1):
+    if group < 1:
+      raise ValueError(f"group must be at least 1, got {group}")
+
+    def read_group(first: int) -> list:
+      return [batches[step] for step in range(first, min(first + group, stop))]
+
     options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=buffer)
-    self._iterator = iter(batches[start:stop].to_iter_dataset(options))
+    groups = grain.MapDataset.range(start, max(start, stop), group).map(read_group)
+    self._iterator = iter(groups.to_iter_dataset(options))
+    self._ready = collections.deque()
     self.wait_seconds = 0.0
 
   def __iter__(self):
@@ -105,6 +146,8 @@ class Prefetcher:
 
   def __next__(self):
     t = time.perf_counter()
-    batch = next(self._iterator)
+    if not self._ready:
+      self._ready.extend(next(self._iterator))
+    batch = self._ready.popleft()
     self.wait_seconds += time.perf_counter() - t
     return batch

@@ -395,7 +395,9 @@ def train(config, workdir: str) -> dict:
     meta = {"signature": signature, "task": config.task}
     last_good = latest
     train_metrics, eval_metrics, pending = {}, {}, None
-    batches = data_lib.Prefetcher(trainer.step_batches(), start, config.total_steps)
+    batch_bytes = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(trainer.batch_shape))
+    batches = data_lib.Prefetcher(trainer.step_batches(), start, config.total_steps,
+                                  group=data_lib.read_group_size(batch_bytes))
     # Start the first step together: processes drift apart while compiling.
     distributed.barrier("train_loop")
     # Ends the run if a peer process is alive but stuck (heartbeats only catch dead ones).

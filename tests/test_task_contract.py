@@ -214,6 +214,33 @@ def test_example_sources_are_shuffled_per_epoch_sharded_and_resumable():
   assert prefetched.wait_seconds >= 0
 
 
+@pytest.mark.parametrize("group", [1, 3, 16])
+def test_prefetcher_reads_ahead_in_groups_without_changing_the_stream(group):
+  c = toy_task.get_config()
+  batches = data_lib.step_batches(toy_task.LinearRegression(c), 8)
+  prefetched = data_lib.Prefetcher(batches, 5, 22, group=group)  # 17 steps: a partial last group
+  for step in range(5, 22):
+    chex.assert_trees_all_equal(next(prefetched), batches[step])
+  with pytest.raises(StopIteration):
+    next(prefetched)
+  assert list(data_lib.Prefetcher(batches, 7, 7, group=group)) == []
+
+
+def test_read_group_size_covers_a_megabyte_of_small_batches_only():
+  assert data_lib.read_group_size(100) == data_lib.MAX_GROUP
+  assert data_lib.read_group_size(300_000) == 3
+  assert data_lib.read_group_size(64 << 20) == 1
+
+
+def test_epoch_batch_indices_equal_the_per_example_epoch_stream():
+  def per_example(n, b, step, seed):  # positions kB..(k+1)B of the concatenated permutations
+    return [np.random.default_rng([seed, p // n]).permutation(n)[p % n]
+            for p in range(step * b, (step + 1) * b)]
+  for n, b in [(100, 7), (10, 23), (5, 5), (1000, 64)]:  # batches across 1, 2 and 5 epochs
+    for step in (0, 1, 13, 857):
+      np.testing.assert_array_equal(data_lib.epoch_batch_indices(n, b, step, 3), per_example(n, b, step, 3))
+
+
 def test_generated_batches_are_sliced_by_process():
   c = toy_task.get_config()
   task = toy_task.LinearRegression(c)

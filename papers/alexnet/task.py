@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from core import data as data_lib
 from core import image_data
 from core.task import ConfigError, DataMissingError, Task, ratio, spec
 from core.validate import check_choice
@@ -180,15 +181,10 @@ class AlexNetTask(Task):
     return {"images": spec((b, *self.shape), np.uint8), "labels": spec((b,), np.int32),
             "colour": spec((b, channels), np.float32)}
 
-  @functools.lru_cache(maxsize=4)
-  def _epoch_order(self, epoch: int) -> np.ndarray:
-    return np.random.default_rng([self.config.seed, epoch]).permutation(len(self._splits[0]))
-
   def train_indices(self, step: int) -> np.ndarray:
     """Training-image indices of the batch of `step`: positions [kB, (k+1)B) of the epoch stream."""
-    n, b = len(self._splits[0]), self.config.batch_size
-    positions = np.arange(step * b, (step + 1) * b)
-    return np.array([self._epoch_order(int(p // n))[p % n] for p in positions])
+    return data_lib.epoch_batch_indices(len(self._splits[0]), self.config.batch_size, step,
+                                        self.config.seed)
 
   def train_batch(self, step):
     d = self.config.data

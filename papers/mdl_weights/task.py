@@ -139,11 +139,15 @@ class DescriptionLengthTask(Task):
     return loss, metrics, updates
 
   # ---- data -----------------------------------------------------------------
+  @functools.cached_property
   def _padded_train(self):
+    """The training set padded to the batch size: the same arrays every step (read only)."""
     b, n = self.config.batch_size, self.config.data.train_cases
     x = np.zeros((b, self.config.data.inputs), np.float32)
     y, w = np.zeros(b, np.float32), np.zeros(b, np.float32)
     x[:n], y[:n], w[:n] = self.data["train_x"], self.data["train_y"], 1.0
+    for array in (x, y, w):
+      array.flags.writeable = False
     return {"x": x, "y": y, "weight": w}
 
   def batch_spec(self):
@@ -153,10 +157,10 @@ class DescriptionLengthTask(Task):
 
   def train_batch(self, step):
     del step  # the whole (fixed) training set, every step
-    return self._padded_train()
+    return self._padded_train
 
   def eval_batches(self):
-    train = self._padded_train()
+    train = self._padded_train
     return [{"train_x": train["x"], "train_y": train["y"], "train_weight": train["weight"],
              "test_x": self.data["test_x"], "test_y": self.data["test_y"]}]
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from core import data as data_lib
 from core import image_data
 from core.task import ConfigError, Task, ratio, spec
 from papers.resnet import model as resnet_model
@@ -92,17 +93,10 @@ class ImageClassificationTask(Task):
     b = self.config.batch_size
     return {"images": spec((b, *self.shape), np.uint8), "labels": spec((b,), np.int32)}
 
-  @functools.lru_cache(maxsize=4)
-  def _epoch_order(self, epoch: int) -> np.ndarray:
-    n = len(self._splits[0]["labels"])
-    return np.random.default_rng([self.config.seed, epoch]).permutation(n)
-
   def train_indices(self, step: int) -> np.ndarray:
     """Training-image indices of the batch of `step`: positions [kB, (k+1)B) of the epoch stream."""
-    n, b = len(self._splits[0]["labels"]), self.config.batch_size
-    positions = np.arange(step * b, (step + 1) * b)
-    epochs = positions // n
-    return np.array([self._epoch_order(int(e))[p % n] for e, p in zip(epochs, positions)])
+    return data_lib.epoch_batch_indices(len(self._splits[0]["labels"]), self.config.batch_size, step,
+                                        self.config.seed)
 
   def train_batch(self, step):
     train = self._splits[0]

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core import data as data_lib
 from core.task import ConfigError, Task, ratio, spec
 from core.validate import check_choice
 from papers.vlae import data as vlae_data
@@ -119,15 +120,10 @@ class VLAETask(Task):
   def batch_spec(self):
     return {"images": spec((self.config.batch_size, 28, 28, 1), np.uint8)}
 
-  @functools.lru_cache(maxsize=4)
-  def _epoch_order(self, epoch: int) -> np.ndarray:
-    return np.random.default_rng([self.config.seed, epoch]).permutation(len(self._train["labels"]))
-
   def train_indices(self, step: int) -> np.ndarray:
     """Training-image indices of step's batch: positions [kB, (k+1)B) of the epoch stream."""
-    n, b = len(self._train["labels"]), self.config.batch_size
-    positions = np.arange(step * b, (step + 1) * b)
-    return np.array([self._epoch_order(int(p // n))[p % n] for p in positions])
+    return data_lib.epoch_batch_indices(len(self._train["labels"]), self.config.batch_size, step,
+                                        self.config.seed)
 
   def train_batch(self, step):
     indices = self.train_indices(step)
