@@ -131,3 +131,24 @@ def apply_overrides(config, overrides: Sequence[str]) -> None:
 
 def to_json(config) -> str:
   return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+ONE_DEVICE_MESH = dict(data=1, fsdp=1, tensor=1, stage=1)
+
+
+def run_config(workdir: str, train_command: str = "") -> ml_collections.ConfigDict:
+  """The config a training workdir ran with (its config.json), set to one device: how the
+  scripts that read a run (sampling, scoring, plots) rebuild its Trainer with
+  `core.train.restore_latest`. `train_command` goes into the error when there is no run."""
+  hint = f"; train one with `{train_command}`" if train_command else ""
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir {workdir} does not exist{hint}")
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise ConfigError(f"{path} is missing: {workdir} is not a training workdir (or its run has "
+                      f"not started yet){hint}")
+  with open(path, encoding="utf-8") as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  config.mesh = ml_collections.ConfigDict(ONE_DEVICE_MESH)
+  config.sharding.rules = tuple(tuple(rule) for rule in config.sharding.rules)
+  return config

@@ -283,19 +283,25 @@ class Trainer:
     return out
 
 
-def restore_latest(config, workdir: str) -> tuple[Trainer, TrainState, int]:
-  """(trainer on one device, its train state at the workdir's newest checkpoint, that step):
-  how sampling, plotting and diagnostic scripts read a finished or running run."""
+def restore_latest(config, workdir: str, step: int | None = None) -> tuple[Trainer, TrainState, int]:
+  """(trainer on one device, its train state at the workdir's newest checkpoint, or at `step`,
+  and that step): how sampling, plotting and diagnostic scripts read a finished or running
+  run (`core.config.run_config(workdir)` gives its config)."""
   trainer = Trainer(config, devices=jax.devices()[:1])
   checkpointer = checkpoint_lib.Checkpointer(workdir, async_save=False)
   try:
-    step = checkpointer.latest_step()
-    if step is None:
+    steps = checkpointer.all_steps()
+    if not steps:
       raise ConfigError(f"{workdir} has no checkpoint yet (one every {config.checkpoint_every} steps)")
+    if step is None:
+      step = max(steps)
+    elif step not in steps:
+      raise ConfigError(f"{workdir} has no checkpoint of step {step}; it has {sorted(steps)}")
     state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
   finally:
     checkpointer.close()
   return trainer, state, step
+
 
 def _global_norm(tree):
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))

@@ -9,7 +9,6 @@ translation: `alignment.png` (white = weight 1, as the paper's figure).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -18,38 +17,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import ml_collections
 import numpy as np
 
 
 def load_run(workdir: str, step: int | None = None):
   """(task, variables, step) of a checkpoint (default: the newest) of a configs/bahdanau.py run,
   on one device."""
-  from core.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  from core.config import run_config  # pylint: disable=g-import-not-at-top
   from core.task import ConfigError  # pylint: disable=g-import-not-at-top
-  from core.train import Trainer  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise ConfigError(f"{path} is missing: {workdir} is not a training workdir of configs/bahdanau.py")
-  with open(path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  from core.train import restore_latest  # pylint: disable=g-import-not-at-top
+  config = run_config(workdir, f"python -m launch.train --config configs/bahdanau.py --workdir {workdir}")
   if not config.task.startswith("papers.bahdanau."):
     raise ConfigError(f"{workdir} holds a run of {config.task!r}, not of papers.bahdanau")
-  config.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, stage=1))
-  config.sharding.rules = tuple(tuple(r) for r in config.sharding.rules)
-  trainer = Trainer(config, devices=jax.devices()[:1])
-  checkpointer = Checkpointer(workdir, async_save=False)
-  try:
-    steps = checkpointer.all_steps()
-    if not steps:
-      raise ConfigError(f"{workdir} has no checkpoint yet")
-    if step is None:
-      step = max(steps)
-    elif step not in steps:
-      raise ConfigError(f"{workdir} has no checkpoint of step {step}; it has {sorted(steps)}")
-    state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  finally:
-    checkpointer.close()
+  trainer, state, step = restore_latest(config, workdir, step)
   return trainer.task, jax.device_get(state.variables()), step
 
 

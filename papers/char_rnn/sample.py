@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import os
 import sys
 
 import jax
@@ -65,34 +63,14 @@ class Sampler:
 
 def load_run(workdir: str):
   """(task, params of the CharRNN) from the newest checkpoint of a training workdir, on one device."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from core.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  from core.config import run_config  # pylint: disable=g-import-not-at-top
   from core.task import ConfigError  # pylint: disable=g-import-not-at-top
-  from core.train import Trainer  # pylint: disable=g-import-not-at-top
+  from core.train import restore_latest  # pylint: disable=g-import-not-at-top
   from papers.char_rnn.task import CharRNNTask  # pylint: disable=g-import-not-at-top  # (imports us)
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.isdir(workdir):
-    raise ConfigError(f"--workdir {workdir} does not exist; train one with `python -m launch.train "
-                      f"--config configs/char_rnn.py --workdir {workdir}`")
-  if not os.path.isfile(config_path):
-    raise ConfigError(f"{config_path} is missing: {workdir} is not a training workdir (or its run "
-                      f"has not started yet)")
-  with open(config_path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  config.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, stage=1))  # one device
-  config.sharding.rules = tuple(tuple(r) for r in config.sharding.rules)
-  trainer = Trainer(config, devices=jax.devices()[:1])
+  config = run_config(workdir, f"python -m launch.train --config configs/char_rnn.py --workdir {workdir}")
+  trainer, state, step = restore_latest(config, workdir)
   if not isinstance(trainer.task, CharRNNTask):
     raise ConfigError(f"{workdir} holds a run of {config.task!r}, not of a char-rnn")
-  checkpointer = Checkpointer(workdir, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
-      raise ConfigError(f"{workdir} has no checkpoint yet; wait for the run's first checkpoint "
-                        f"(every {config.checkpoint_every} steps)")
-    state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  finally:
-    checkpointer.close()
   return trainer.task, state.params["lm"], step
 
 

@@ -11,17 +11,15 @@ metric).
 from __future__ import annotations
 
 import functools
-import json
-import os
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from core import image_data
+from core.config import run_config
 from core.task import ConfigError, Task, ratio, spec
 from core.validate import check_choice
 from papers.dilated_conv import model as model_lib
@@ -55,15 +53,8 @@ def mean_iou(confusion) -> float:
 def load_front_end(workdir: str):
   """The front-end parameters at the newest checkpoint of the training run in `workdir`."""
   from core.train import restore_latest  # pylint: disable=g-import-not-at-top  # (imports core.task)
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise ConfigError(f"model.init_from={workdir!r} is not a training workdir; train the front end "
-                      f"first: python -m launch.train --config configs/dilated_conv.py:front_end "
-                      f"--workdir {workdir}")
-  with open(path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  config.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, stage=1))  # one device
-  config.sharding.rules = tuple(tuple(r) for r in config.sharding.rules)
+  config = run_config(workdir, "python -m launch.train --config configs/dilated_conv.py:front_end "
+                               f"--workdir {workdir} (model.init_from names the front end's run)")
   _, state, _ = restore_latest(config, workdir)
   return jax.device_get(state.params["front_end"])
 

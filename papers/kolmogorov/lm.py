@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -147,32 +146,14 @@ def from_task(task, params, step: int = 0) -> CharModel:
 
 def load(workdir: str) -> CharModel:
   """The newest checkpoint of a configs/transformer_lm.py training workdir, on one CPU device."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from core.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
-  from core.train import Trainer  # pylint: disable=g-import-not-at-top
+  from core.config import run_config  # pylint: disable=g-import-not-at-top
+  from core.train import restore_latest  # pylint: disable=g-import-not-at-top
   from papers.transformer.task import CharLMTask  # pylint: disable=g-import-not-at-top
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.isdir(workdir):
-    raise ConfigError(f"--workdir {workdir} does not exist; train one with `python -m launch.train "
-                      f"--config configs/transformer_lm.py --workdir {workdir}`")
-  if not os.path.isfile(config_path):
-    raise ConfigError(f"{config_path} is missing: {workdir} is not a training workdir")
-  with open(config_path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  config.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, stage=1))  # one device
-  config.sharding.rules = tuple(tuple(r) for r in config.sharding.rules)
+  config = run_config(workdir, f"python -m launch.train --config configs/transformer_lm.py --workdir {workdir}")
   config.dtype = "float32"  # the coder's probabilities are float32 whatever the run trained in
-  trainer = Trainer(config, devices=jax.devices()[:1])
+  trainer, state, step = restore_latest(config, workdir)
   if not isinstance(trainer.task, CharLMTask):
     raise ConfigError(f"{workdir} holds a run of {config.task!r}, not of a character Transformer LM "
                       f"(configs/transformer_lm.py)")
-  checkpointer = Checkpointer(workdir, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
-      raise ConfigError(f"{workdir} has no checkpoint yet (one every {config.checkpoint_every} steps)")
-    state, _ = checkpointer.restore(step, trainer.abstract_state(), trainer.param_signature())
-  finally:
-    checkpointer.close()
   params = jax.tree.map(np.asarray, state.params)
   return from_task(trainer.task, params, step)

@@ -25,18 +25,10 @@ import numpy as np
 def load(workdir: str):
   """(trainer, state, step) of a run's newest checkpoint, on one device."""
   # pylint: disable=g-import-not-at-top
-  import ml_collections
-  from core.task import ConfigError
+  from core.config import run_config
   from core.train import restore_latest
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(config_path):
-    raise ConfigError(f"{config_path} is missing: train the run first with `python -m launch.train "
-                      f"--config configs/resnet.py:<variant> --workdir {workdir}`")
-  with open(config_path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  config.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, stage=1))
-  config.sharding.rules = tuple(tuple(r) for r in config.sharding.rules)
-  return restore_latest(config, workdir)
+  return restore_latest(run_config(workdir, "python -m launch.train --config configs/resnet.py:<variant> "
+                                            f"--workdir {workdir}"), workdir)
 
 
 def wrong_answers(trainer, state, images, labels, batch: int = 500) -> np.ndarray:
