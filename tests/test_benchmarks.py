@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import compile_time, input_stall, nth_farthest, transformer_lm
+from benchmarks import compile_time, input_stall, nth_farthest, seq2seq, transformer_lm
 
 
 def lm_forward_flops(layers, d_model, heads, d_ff, seq, batch, vocab_padded):
@@ -28,6 +28,33 @@ def test_transformer_lm_benchmark_counts_model_flops(tmp_path, capsys):
   assert "| jax (project), einsum attention |" in capsys.readouterr().out
 
 
+def seq2seq_forward_flops(enc, dec, d_model, heads, d_ff, src_len, tgt_len, batch, vocab):
+  """Matmul FLOPs of the encoder-decoder's forward pass (full-square attention)."""
+  del heads
+  src, tgt = batch * src_len, batch * tgt_len
+  encoder = 2 * src * (4 * d_model ** 2 + 2 * d_model * d_ff) + 4 * batch * src_len ** 2 * d_model
+  decoder = (2 * tgt * (4 * d_model ** 2 + 2 * d_model ** 2 + 2 * d_model * d_ff)  # self, cross q/out, ffn
+             + 2 * src * 2 * d_model ** 2                                        # cross keys, values
+             + 4 * batch * tgt_len * (tgt_len + src_len) * d_model)              # scores and mixing
+  return enc * encoder + dec * decoder + 2 * tgt * d_model * vocab
+
+
+def test_seq2seq_benchmark_counts_model_flops(tmp_path):
+  out = tmp_path / "seq2seq.json"
+  assert seq2seq.main(["--preset", "tiny", "--steps", "1", "--warmup", "1", "--torch", "",
+                       "--out", str(out)]) == 0
+  (row,) = json.loads(out.read_text())["rows"]
+  assert row["flops_per_step"] == 3 * seq2seq_forward_flops(*seq2seq.PRESETS["tiny"])
+  assert row["tokens_per_s"] > 0
+
+
+def test_seq2seq_benchmark_pytorch_model_has_the_projects_parameters():
+  pytest.importorskip("torch")
+  model = seq2seq.torch_model(seq2seq.PRESETS["tiny"], "cpu")
+  out = seq2seq.jax_side(seq2seq.PRESETS["tiny"], "float32", steps=1, warmup=1)
+  assert sum(p.numel() for p in model.parameters()) == out["params"]
+
+
 def test_nth_farthest_benchmark_runs(tmp_path):
   out = tmp_path / "nth.json"
   assert nth_farthest.main(["--batch", "4", "--cores", "lstm", "--steps", "1", "--warmup", "1",
@@ -41,6 +68,7 @@ def test_nth_farthest_benchmark_runs(tmp_path):
     (transformer_lm, ["--torch", "jit"]),
     (transformer_lm, ["--steps", "0"]),
     (nth_farthest, ["--cores", "dnc"]),
+    (seq2seq, ["--torch", "jit"]),
 ])
 def test_bad_flags_are_one_line_errors(module, argv, capsys):
   with pytest.raises(SystemExit) as exit_info:
