@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Input-pipeline stall of the default configs with the fastest steps (the ones where the host's
 # cost per batch shows), from short runs: bash benchmarks/stall_check.sh OUT_DIR
-# Trains six short runs into OUT_DIR (about 2.5 min on 2 cores), then prints their stall table
+# Trains seven short runs into OUT_DIR (about 3 min on 2 cores), then prints their stall table
 # (python -m benchmarks.input_stall; the first logging window, compilation, is left out).
 set -euo pipefail
 out=${1:?usage: bash benchmarks/stall_check.sh OUT_DIR}
@@ -18,4 +18,5 @@ run softmax --config configs/cs231n.py:softmax --config.total_steps=1200 --confi
 run two_layer --config configs/cs231n.py:two_layer --config.total_steps=1200 --config.log_every=200
 run ntm_ff --config configs/ntm.py:copy-ntm_ff --config.total_steps=600 --config.log_every=100
 run rn_mlp --config configs/relation_networks.py:mlp --config.total_steps=1200 --config.log_every=200
+run hull5 --config configs/pointer_networks.py:hull5 --config.total_steps=600 --config.log_every=100
 python -m benchmarks.input_stall "$out"

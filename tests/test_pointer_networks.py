@@ -104,6 +104,15 @@ def test_examples_are_a_pure_function_of_seed_split_and_index():
   assert (a["targets"][:m - 1] >= 1).all() and (a["targets"][:m - 1] <= n).all()
 
 
+@pytest.mark.parametrize("n", [3, 5, 12])
+def test_batched_hull_examples_equal_scipys_one_by_one(n):
+  """The vectorised hull (every edge with all other points on its left) against qhull."""
+  batch = geometry.hull_batch(0, "train", range(500), n, n + 1)
+  rows = [geometry.example("hull", 0, "train", i, n, n, n + 1) for i in range(500)]
+  for key in batch:
+    np.testing.assert_array_equal(batch[key], np.stack([r[key] for r in rows]))
+
+
 # ---- model --------------------------------------------------------------------------------
 def tiny_model():
   return PointerNetwork(hidden_size=8, attention_size=6, init_scale=0.5)

@@ -64,7 +64,11 @@ class PointerTask(Task):
     self._decoders = {}
 
   def examples(self, split: str, indices) -> dict[str, np.ndarray]:
-    if self.config.data.problem == "tsp":
+    d = self.config.data
+    if d.problem == "hull" and d.min_points == d.max_points <= geometry.VECTORISED_HULL_MAX:
+      return geometry.hull_batch(self.config.seed, split, [int(i) for i in indices], d.max_points,
+                                 self.max_output)
+    if d.problem == "tsp":
       rows = [self._chunk(split, int(i) // CHUNK)[int(i) % CHUNK] for i in indices]
     else:
       rows = self._examples(split, [int(i) for i in indices])
