@@ -1,7 +1,9 @@
-"""Learning curves of Nth-farthest runs from their metrics.jsonl.
+"""Learning curves of Nth-farthest and Learning to Execute runs from their metrics.jsonl.
 
 python -m papers.relational_rnn.plot --out papers/relational_rnn/nth_farthest.png \
     RMC=runs/rrnn_rmc LSTM=runs/rrnn_lstm
+python -m papers.relational_rnn.plot --task lte --out papers/relational_rnn/lte_addition.png \
+    LSTM=runs/relational_rnn/lte_lstm_addition_long RMC=runs/relational_rnn/lte_rmc_addition_long
 
 LABEL=WORKDIR@BATCH puts every run on an x axis of training sequences (step x BATCH, log
 scale), to compare runs of different batch sizes.
@@ -27,10 +29,13 @@ def eval_rows(workdir: str) -> list[dict]:
 def main(argv=None):
   parser = argparse.ArgumentParser()
   parser.add_argument("--out", required=True)
+  parser.add_argument("--task", default="nth_farthest", choices=("nth_farthest", "lte"))
   parser.add_argument("--num_objects", type=int, default=8)
   parser.add_argument("--title", default="Nth farthest (8 vectors x 16 dims)")
   parser.add_argument("runs", nargs="+", help="LABEL=WORKDIR or LABEL=WORKDIR@BATCH")
   args = parser.parse_args(argv)
+  if args.task == "lte":
+    return plot_lte(args)
   k = args.num_objects
   fig, (ax_all, ax_hard) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
   by_sequences = all("@" in spec for spec in args.runs)
@@ -58,6 +63,28 @@ def main(argv=None):
     ax.legend(fontsize=8)
   ax_all.set_ylabel("accuracy")
   ax_all.set_ylim(0, 1)
+  fig.tight_layout()
+  fig.savefig(args.out, dpi=90)
+
+
+def plot_lte(args):
+  """Per-character and whole-answer test accuracy of Learning to Execute runs against steps."""
+  fig, (ax_char, ax_answer) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+  for spec in args.runs:
+    label, workdir = spec.split("=", 1)
+    rows = eval_rows(workdir)
+    steps = [r["step"] for r in rows]
+    ax_char.plot(steps, [r["char_accuracy"] for r in rows], marker="o", ms=3, label=label)
+    ax_answer.plot(steps, [r["answer_accuracy"] for r in rows], marker="o", ms=3, label=label)
+  ax_char.axhline(0.999, color="k", ls="-.", label="paper RMC, addition (99.9%)")
+  ax_char.set_title("Learning to Execute: per-character test accuracy")
+  ax_answer.set_title("whole answers right")
+  for ax in (ax_char, ax_answer):
+    ax.set_xlabel("training step (64 programs each)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  ax_char.set_ylabel("accuracy")
+  ax_char.set_ylim(0, 1)
   fig.tight_layout()
   fig.savefig(args.out, dpi=90)
 
