@@ -78,6 +78,30 @@ def torch_stepper(loss_fn: Callable[[], object], optimizer) -> Callable[[], obje
 
   return step
 
+def add_comparison_flags(parser, steps: int, warmup: int) -> None:
+  """The flags of every jax-vs-PyTorch benchmark: --dtype, --steps, --warmup, --torch,
+  --single_thread and --out (`checked_torch_variants` reads them back)."""
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--steps", type=int, default=steps, help="timed steps per side")
+  parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps (the first compiles)")
+  parser.add_argument("--torch", default="eager,compile",
+                      help="comma list of PyTorch variants to time: eager, compile ('' for none)")
+  parser.add_argument("--single_thread", action="store_true",
+                      help="one compute thread each side (CPU): per-CPU-second ratios hold on a busy machine")
+  parser.add_argument("--out", default="", help="write the report as JSON here")
+
+
+def checked_torch_variants(parser, args) -> list[str]:
+  """The PyTorch variants of --torch, after checking --steps, --warmup and --torch (a one-line
+  usage error otherwise)."""
+  if args.steps < 1 or args.warmup < 1:
+    parser.error("--steps and --warmup must be >= 1")
+  variants = [v for v in args.torch.split(",") if v]
+  if any(v not in ("eager", "compile") for v in variants):
+    parser.error(f"--torch takes eager and/or compile, got {args.torch!r}")
+  return variants
+
+
 def single_thread() -> None:
   """One compute thread for jax (before its CPU client exists) and for PyTorch, if installed."""
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
@@ -92,7 +116,6 @@ def single_thread() -> None:
 def jax_matmul_peak(dtype: str, n: int) -> float:
   """FLOP/s of an n x n x n matmul in `dtype` on jax's first device (best of 10)."""
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   # Random values: constant inputs draw less power and run faster than real data on some GPUs.
   x = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
   f = jax.jit(lambda a: a @ a)

@@ -184,20 +184,9 @@ def torch_side(dims, dtype: str, steps: int, warmup: int, device: str, compiled:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--preset", default="copy", choices=sorted(PRESETS))
-  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-  parser.add_argument("--steps", type=int, default=20, help="timed steps per side")
-  parser.add_argument("--warmup", type=int, default=3, help="untimed steps (the first compiles)")
-  parser.add_argument("--torch", default="eager,compile",
-                      help="comma list of PyTorch variants to time: eager, compile ('' for none)")
-  parser.add_argument("--single_thread", action="store_true",
-                      help="one compute thread each side (CPU): per-CPU-second ratios hold on a busy machine")
-  parser.add_argument("--out", default="", help="write the report as JSON here")
+  harness.add_comparison_flags(parser, steps=20, warmup=3)
   args = parser.parse_args(argv)
-  if args.steps < 1 or args.warmup < 1:
-    parser.error("--steps and --warmup must be >= 1")
-  variants = [v for v in args.torch.split(",") if v]
-  if any(v not in ("eager", "compile") for v in variants):
-    parser.error(f"--torch takes eager and/or compile, got {args.torch!r}")
+  variants = harness.checked_torch_variants(parser, args)
   if args.single_thread:
     harness.single_thread()
   import jax  # pylint: disable=g-import-not-at-top

@@ -175,32 +175,21 @@ def torch_side(dims, dtype: str, steps: int, warmup: int, device: str, compiled:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--preset", default="d256", choices=sorted(PRESETS))
-  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-  parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
-  parser.add_argument("--warmup", type=int, default=2, help="untimed steps (the first compiles)")
+  harness.add_comparison_flags(parser, steps=10, warmup=2)
   parser.add_argument("--attention", default="einsum",
                       help="comma list of the project's attention implementations to time, in order: "
                            "einsum, blocked, xla, cudnn (NVIDIA GPUs); the first row is the baseline of the ratios")
   parser.add_argument("--scan_layers", action="store_true",
                       help="the project's layers under one nn.scan (model.scan_layers), no remat")
-  parser.add_argument("--torch", default="eager,compile",
-                      help="comma list of PyTorch variants to time: eager, compile ('' for none)")
   parser.add_argument("--peak_n", type=int, default=0,
                       help="matmul size for the measured peak (default: 8192 on an accelerator, 2048 on CPU)")
-  parser.add_argument("--single_thread", action="store_true",
-                      help="one compute thread each side (CPU): per-CPU-second ratios hold on a busy machine")
   parser.add_argument("--batch", type=int, default=0, help="sequences per step (default: the preset's)")
-  parser.add_argument("--out", default="", help="write the report as JSON here")
   args = parser.parse_args(argv)
-  if args.steps < 1 or args.warmup < 1:
-    parser.error("--steps and --warmup must be >= 1")
+  variants = harness.checked_torch_variants(parser, args)
   from papers.transformer.model import ATTENTION_IMPLEMENTATIONS  # pylint: disable=g-import-not-at-top
   attentions = [a for a in args.attention.split(",") if a]
   if not attentions or any(a not in ATTENTION_IMPLEMENTATIONS for a in attentions):
     parser.error(f"--attention takes a comma list of {', '.join(ATTENTION_IMPLEMENTATIONS)}, got {args.attention!r}")
-  variants = [v for v in args.torch.split(",") if v]
-  if any(v not in ("eager", "compile") for v in variants):
-    parser.error(f"--torch takes eager and/or compile, got {args.torch!r}")
 
   if args.single_thread:
     harness.single_thread()
