@@ -1,9 +1,10 @@
 #!/bin/bash
 # The checks that need one accelerator, most valuable first; each writes JSON into $OUT (or ./gpu_check).
-#   bash benchmarks/gpu_check.sh [all|lm|rmc|tune|rmc4x4|soclevr|rmc_paper]
+#   bash benchmarks/gpu_check.sh [all|lm|rmc|seq2seq|tune|rmc4x4|soclevr|rmc_paper]
 # lm:  bf16 training tokens/s and MFU of the ~300M Transformer LM (fused cuDNN and einsum attention)
 #      against plain PyTorch (eager and torch.compile), all in one process;
 # rmc: step time of the relational RNN's Nth-farthest training at the paper's batch (1600).
+# seq2seq: the encoder-decoder Transformer at the paper's base size in bf16 against plain PyTorch.
 # tune: the 300M LM (cuDNN attention) under XLA GPU flags and at batch 32, one process each
 #       (XLA reads its flags once per process).
 # rmc4x4: trains the RMC on the reduced 4 x 4 Nth-farthest task with the authors' optimiser
@@ -30,6 +31,10 @@ fi
 if [[ $what == all || $what == rmc ]]; then
   timeout 150 python3 -m benchmarks.nth_farthest --batch 1600 --steps 20 \
       --out "$out/nth_farthest.json" 2>&1 | tee "$out/nth_farthest.txt"
+fi
+if [[ $what == seq2seq ]]; then
+  timeout 200 python3 -m benchmarks.seq2seq --preset base --dtype bfloat16 --steps 20 \
+      --out "$out/seq2seq_base_bf16.json" 2>&1 | tee "$out/seq2seq_base_bf16.txt"
 fi
 if [[ $what == tune ]]; then
   lm="python3 -m benchmarks.transformer_lm --preset 300m --dtype bfloat16 --steps 10 --warmup 3 --attention cudnn --torch= --peak_n 4096"
