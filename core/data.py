@@ -123,8 +123,9 @@ class Prefetcher:
   """Iterates the batches of steps start, start+1, ... read ahead on host threads.
 
   Batches are read in groups of `group` consecutive steps (one thread task each; see
-  `read_group_size`), up to `buffer` groups ahead. `wait_seconds` accumulates the time
-  `next()` blocked: the input stall of the loop.
+  `read_group_size`), up to `buffer` groups ahead, so a batch that is slow to read holds back
+  the earlier batches of its group too. `wait_seconds` accumulates the time `next()` blocked:
+  the input stall of the loop.
   """
 
   def __init__(self, batches: grain.MapDataset, start: int, stop: int, threads: int = 2,

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from core import data as data_lib
 from core import distributed
 from core.task import ConfigError
 from launch import local, multinode, slurm, tpu_pod
@@ -278,6 +279,7 @@ def test_tpu_pod_code_archive_holds_the_repository_not_the_environment(tmp_path)
 
 WATCHED = """
 import sys, threading, time
+from core import data as data_lib
 from core import distributed
 dog = distributed.StepWatchdog(float(sys.argv[1]))
 for step in range(6):
@@ -317,12 +319,16 @@ class StuckAtStep(toy_task.LinearRegression):
     return super().train_batch(step)
 
 
-STUCK_CONFIG = """
+# The read-ahead moves groups of MAX_GROUP tiny batches: the stuck batch holds back its group,
+# so the last step to finish is the end of the group before it.
+STUCK_AT_STEP = 2 * data_lib.MAX_GROUP + 3
+STUCK_CONFIG = f"""
 from tests import toy_task
 def get_config(arg=None):
   c = toy_task.get_config()
   c.task = "tests.test_launchers:StuckAtStep"
-  c.data.stuck_at_step = 3
+  c.total_steps = {STUCK_AT_STEP + 10}
+  c.data.stuck_at_step = {STUCK_AT_STEP}
   return c
 """
 
@@ -334,5 +340,6 @@ def test_training_loop_stops_when_a_step_never_finishes(tmp_path):
                       str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300,
                      env={**os.environ, distributed.ENV_STEP_TIMEOUT: "3"})
   assert p.returncode == distributed.EXIT_STALLED, p.stderr[-2000:]
-  assert "no training step finished" in p.stderr and "last finished: step 3" in p.stderr
+  last = STUCK_AT_STEP // data_lib.MAX_GROUP * data_lib.MAX_GROUP
+  assert "no training step finished" in p.stderr and f"last finished: step {last}" in p.stderr
   assert "in train_batch" in p.stderr  # the stack names the stalled input
