@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from typing import Callable
 
@@ -100,6 +101,17 @@ def checked_torch_variants(parser, args) -> list[str]:
   if any(v not in ("eager", "compile") for v in variants):
     parser.error(f"--torch takes eager and/or compile, got {args.torch!r}")
   return variants
+
+
+def torch_device(on_accelerator: bool) -> str | None:
+  """PyTorch's device for the comparison rows ("cuda" beside an accelerator, else "cpu"), or
+  None after a one-line error when PyTorch is not installed."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    print("error: PyTorch is not installed; `pip install -e .[bench]` or pass --torch ''", file=sys.stderr)
+    return None
+  return "cuda" if on_accelerator and torch.cuda.is_available() else "cpu"
 
 
 def single_thread() -> None:

@@ -199,12 +199,9 @@ def main(argv=None) -> int:
   rows = [jax_side(dims, args.dtype, args.steps, args.warmup)]
   flops = rows[0]["flops_per_step"]
   if variants:
-    try:
-      import torch  # pylint: disable=g-import-not-at-top
-    except ImportError:
-      print("error: PyTorch is not installed; `pip install -e .[bench]` or pass --torch ''", file=sys.stderr)
+    device = harness.torch_device(on_accelerator)
+    if device is None:
       return 2
-    device = "cuda" if on_accelerator and torch.cuda.is_available() else "cpu"
     rows += [torch_side(dims, args.dtype, args.steps, args.warmup, device, v == "compile") for v in variants]
   for row in rows:
     row["tokens_per_s"] = target_tokens / row["step_s"]
