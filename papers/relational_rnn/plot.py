@@ -26,6 +26,20 @@ def eval_rows(workdir: str) -> list[dict]:
   return [r for r in rows if r.get("split") == "eval"]
 
 
+def plot_runs(specs, metric_of_axis) -> bool:
+  """Draws each run's eval `metric_of_axis[ax]` on every ax against its step, or against its
+  training sequences when every spec is LABEL=WORKDIR@BATCH (then returns True)."""
+  by_sequences = all("@" in spec for spec in specs)
+  for spec in specs:
+    label, workdir = spec.split("=", 1)
+    workdir, _, batch = workdir.partition("@")
+    rows = eval_rows(workdir)
+    steps = [r["step"] * (int(batch) if by_sequences else 1) for r in rows]
+    for ax, metric in metric_of_axis.items():
+      ax.plot(steps, [r[metric] for r in rows], marker="o", ms=3, label=label)
+  return by_sequences
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser()
   parser.add_argument("--out", required=True)
@@ -38,14 +52,7 @@ def main(argv=None):
     return plot_lte(args)
   k = args.num_objects
   fig, (ax_all, ax_hard) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-  by_sequences = all("@" in spec for spec in args.runs)
-  for spec in args.runs:
-    label, workdir = spec.split("=", 1)
-    workdir, _, batch = workdir.partition("@")
-    rows = eval_rows(workdir)
-    steps = [r["step"] * (int(batch) if by_sequences else 1) for r in rows]
-    ax_all.plot(steps, [r["accuracy"] for r in rows], marker="o", ms=3, label=label)
-    ax_hard.plot(steps, [r["accuracy_nontrivial"] for r in rows], marker="o", ms=3, label=label)
+  by_sequences = plot_runs(args.runs, {ax_all: "accuracy", ax_hard: "accuracy_nontrivial"})
   # Answering n=K (the reference itself) perfectly and guessing the rest among K-1.
   trivial = 1 / k + (k - 1) / k * 1 / (k - 1)
   ax_all.axhline(trivial, color="gray", ls=":", label=f"n={k} solved, rest guessed ({trivial:.0%})")
@@ -70,17 +77,12 @@ def main(argv=None):
 def plot_lte(args):
   """Per-character and whole-answer test accuracy of Learning to Execute runs against steps."""
   fig, (ax_char, ax_answer) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-  for spec in args.runs:
-    label, workdir = spec.split("=", 1)
-    rows = eval_rows(workdir)
-    steps = [r["step"] for r in rows]
-    ax_char.plot(steps, [r["char_accuracy"] for r in rows], marker="o", ms=3, label=label)
-    ax_answer.plot(steps, [r["answer_accuracy"] for r in rows], marker="o", ms=3, label=label)
+  by_sequences = plot_runs(args.runs, {ax_char: "char_accuracy", ax_answer: "answer_accuracy"})
   ax_char.axhline(0.999, color="k", ls="-.", label="paper RMC, addition (99.9%)")
   ax_char.set_title("Learning to Execute: per-character test accuracy")
   ax_answer.set_title("whole answers right")
   for ax in (ax_char, ax_answer):
-    ax.set_xlabel("training step (64 programs each)")
+    ax.set_xlabel("training programs" if by_sequences else "training step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   ax_char.set_ylabel("accuracy")
